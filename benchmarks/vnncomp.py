@@ -1,0 +1,153 @@
+"""Run ``verinet verify`` on every row of a VNN-COMP manifest and score it.
+
+Usage::
+
+    python benchmarks/vnncomp.py ../shared/vnncomp/manifest.csv [--filter acasxu]
+        [--ids ID ...] [--timeout-scale 1.0] [--csv results.csv]
+
+Each instance runs as its own process (as in the competition), so its wall time includes
+start-up and model loading, and its peak resident memory is read from ``wait4``.  A
+verdict that contradicts ``expected`` is counted as WRONG (a release blocker).  The time
+ratio compares the summed times of instances solved by both verinet and the
+``abcrown_time_s`` column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    benchmark: str
+    onnx: Path
+    vnnlib: Path
+    timeout: float
+    expected: str
+    abcrown_time: float | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    row: Row
+    verdict: str
+    seconds: float
+    peak_mb: float
+    exit_code: int
+
+    @property
+    def solved(self) -> bool:
+        return self.verdict in ("sat", "unsat") and self.verdict == self.row.expected
+
+    @property
+    def wrong(self) -> bool:
+        return self.verdict in ("sat", "unsat") and self.verdict != self.row.expected
+
+
+def read_manifest(path: Path) -> list[Row]:
+    base = path.parent
+    rows = []
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            t = r.get("abcrown_time_s") or ""
+            ok = r.get("abcrown_result") == r["expected"]
+            rows.append(Row(r["id"], r["benchmark"], base / r["onnx"], base / r["vnnlib"],
+                            float(r["timeout_s"]), r["expected"],
+                            float(t) if t and ok else None))
+    return rows
+
+
+def run_one(row: Row, scale: float, extra: list[str]) -> Outcome:
+    timeout = row.timeout * scale
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.txt"
+        cmd = [sys.executable, "-m", "verinet.cli", "verify", str(row.onnx), str(row.vnnlib),
+               "--timeout", f"{timeout:g}", "--out", str(out), *extra]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        verdict = out.read_text().split("\n", 1)[0].strip() if out.exists() else "error"
+    if code != 0 and err:
+        print(f"  [{row.id}] exit {code}: {err.strip().splitlines()[-1]}", file=sys.stderr)
+    return Outcome(row, verdict, seconds, usage.ru_maxrss / 1024.0, code)
+
+
+def summarise(outcomes: list[Outcome]) -> str:
+    lines = []
+    groups: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault(o.row.benchmark, []).append(o)
+    groups["ALL"] = outcomes
+    hdr = f"{'benchmark':<16}{'n':>4}{'solved':>8}{'wrong':>7}{'unk/to':>8}{'time_s':>9}" \
+          f"{'abcrown_s':>11}{'ratio':>7}{'peak_MB':>9}"
+    lines.append(hdr)
+    for name, os_ in groups.items():
+        solved = [o for o in os_ if o.solved]
+        both = [o for o in solved if o.row.abcrown_time is not None]
+        ours = sum(o.seconds for o in both)
+        theirs = sum(o.row.abcrown_time or 0.0 for o in both)
+        ratio = f"{ours / theirs:.2f}" if theirs > 0 else "-"
+        unk = sum(1 for o in os_ if not o.solved and not o.wrong)
+        lines.append(
+            f"{name:<16}{len(os_):>4}{len(solved):>8}{sum(o.wrong for o in os_):>7}{unk:>8}"
+            f"{sum(o.seconds for o in os_):>9.1f}{theirs:>11.1f}{ratio:>7}"
+            f"{max(o.peak_mb for o in os_):>9.0f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("manifest", type=Path)
+    ap.add_argument("--filter", help="only this benchmark (e.g. acasxu, mnist_fc_2022)")
+    ap.add_argument("--ids", nargs="*", help="only these instance ids")
+    ap.add_argument("--timeout-scale", type=float, default=1.0)
+    ap.add_argument("--csv", type=Path, help="write per-instance results here")
+    ap.add_argument("extra", nargs="*", help="extra arguments for verinet verify (after --)")
+    args = ap.parse_args(argv)
+    if not args.manifest.is_file():
+        print(f"manifest not found: {args.manifest}", file=sys.stderr)
+        return 2
+    rows = read_manifest(args.manifest)
+    if args.filter:
+        rows = [r for r in rows if r.benchmark == args.filter]
+    if args.ids:
+        rows = [r for r in rows if r.id in set(args.ids)]
+    outcomes = []
+    print(f"{'id':<42}{'expected':>9}{'got':>9}{'time_s':>8}{'abcrown':>9}{'MB':>7}  mark")
+    for row in rows:
+        o = run_one(row, args.timeout_scale, args.extra)
+        outcomes.append(o)
+        mark = "WRONG" if o.wrong else ("ok" if o.solved else "-")
+        ab = f"{row.abcrown_time:.2f}" if row.abcrown_time is not None else "-"
+        print(f"{row.id:<42}{row.expected:>9}{o.verdict:>9}{o.seconds:>8.2f}{ab:>9}"
+              f"{o.peak_mb:>7.0f}  {mark}", flush=True)
+    if args.csv:
+        with args.csv.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "benchmark", "expected", "verdict", "seconds", "peak_mb", "exit"])
+            for o in outcomes:
+                w.writerow([o.row.id, o.row.benchmark, o.row.expected, o.verdict,
+                            f"{o.seconds:.3f}", f"{o.peak_mb:.1f}", o.exit_code])
+    print()
+    print(summarise(outcomes))
+    return 1 if any(o.wrong for o in outcomes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Small networks built in code for tests: as IR Networks, chains and ONNX protos."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from verinet.ir import ops as O
+from verinet.ir.graph import Network, Node
+
+
+def random_layers(
+    rng: np.random.Generator, sizes: list[int], scale: float = 1.0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Weights (out, in) and biases for consecutive layer sizes."""
+    return [
+        (rng.normal(0, scale, size=(b, a)), rng.normal(0, scale * 0.5, size=b))
+        for a, b in zip(sizes[:-1], sizes[1:])
+    ]
+
+
+def relu_network(layers: list[tuple[np.ndarray, np.ndarray]], name: str = "net") -> Network:
+    """Linear, Relu, ..., Linear on a flat input of shape (1, n)."""
+    n = layers[0][0].shape[1]
+    nodes: list[Node] = []
+    prev = "x"
+    for i, (W, b) in enumerate(layers):
+        nodes.append(Node(f"fc{i}", O.Linear(W, b), (prev,), (1, W.shape[0])))
+        prev = f"fc{i}"
+        if i < len(layers) - 1:
+            nodes.append(Node(f"relu{i}", O.Relu(), (prev,), (1, W.shape[0])))
+            prev = f"relu{i}"
+    return Network("x", (1, n), tuple(nodes), prev, name)
+
+
+def relu_onnx(layers: list[tuple[np.ndarray, np.ndarray]], opset: int = 13) -> onnx.ModelProto:
+    """The same network as an ONNX model (Gemm with transB=1, Relu), float32."""
+    n = layers[0][0].shape[1]
+    m = layers[-1][0].shape[0]
+    nodes, inits = [], []
+    prev = "x"
+    for i, (W, b) in enumerate(layers):
+        inits.append(numpy_helper.from_array(W.astype(np.float32), f"W{i}"))
+        inits.append(numpy_helper.from_array(b.astype(np.float32), f"b{i}"))
+        out = f"fc{i}" if i < len(layers) - 1 else "y"
+        nodes.append(helper.make_node("Gemm", [prev, f"W{i}", f"b{i}"], [out], transB=1))
+        prev = out
+        if i < len(layers) - 1:
+            nodes.append(helper.make_node("Relu", [prev], [f"relu{i}"]))
+            prev = f"relu{i}"
+    graph = helper.make_graph(
+        nodes, "net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, m])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def float32_layers(layers: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Round weights to float32 so the IR and the ONNX model hold the same numbers."""
+    return [(W.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64))
+            for W, b in layers]

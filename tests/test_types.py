@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from verinet.spec.property import Halfspaces, Property, Term
+from verinet.types import Box, Counterexample, InputError, PropertyError, Sandwich, SoundnessError
+from verinet.verify.result import VerificationResult
+from verinet.types import Reason, Status
+
+
+def test_box_rejects_empty_and_nan():
+    with pytest.raises(InputError, match="empty box"):
+        Box(np.array([1.0]), np.array([0.0]))
+    with pytest.raises(InputError, match="NaN"):
+        Box(np.array([np.nan]), np.array([0.0]))
+
+
+def test_box_is_read_only():
+    b = Box(np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError):
+        b.lower[0] = 5.0
+
+
+@pytest.mark.parametrize("eps", [-0.1, float("nan"), float("inf")])
+def test_linf_ball_rejects_bad_eps(eps):
+    with pytest.raises(InputError, match="eps"):
+        Box.linf_ball(np.zeros(2), eps)
+
+
+def test_linf_ball_clips():
+    b = Box.linf_ball(np.array([0.0, 0.5, 1.0]), 0.1)
+    assert np.allclose(b.lower, [0.0, 0.4, 0.9]) and np.allclose(b.upper, [0.1, 0.6, 1.0])
+
+
+@given(st.floats(-10, 10), st.floats(0, 5), st.floats(0, 1e-7))
+def test_sandwich_invariant(lo, gap, slack):
+    s = Sandwich(lo, lo + gap)
+    assert s.gap >= 0
+    with pytest.raises(SoundnessError):
+        Sandwich(lo + gap + 1e-3 + slack, lo + gap)
+
+
+def test_sandwich_nan_raises():
+    with pytest.raises(SoundnessError):
+        Sandwich(float("nan"), 1.0)
+
+
+def test_robustness_property_semantics():
+    box = Box(np.zeros(2), np.ones(2))
+    p = Property.robustness(box, label=1, n_outputs=3)
+    assert len(p.terms) == 2
+    assert p.violated_by(np.array([0.5, 0.5]), np.array([0.0, 1.0, 0.5])) == -1
+    assert p.violated_by(np.array([0.5, 0.5]), np.array([1.0, 1.0, 0.5])) == 0  # a tie counts
+    assert p.violated_by(np.array([1.5, 0.5]), np.array([2.0, 1.0, 0.5])) == -1  # outside box
+    with pytest.raises(PropertyError):
+        Property.robustness(box, label=3, n_outputs=3)
+
+
+def test_property_checks_dimensions():
+    box = Box(np.zeros(2), np.ones(2))
+    with pytest.raises(PropertyError):
+        Property((Term(box, Halfspaces(np.ones((1, 3)), np.zeros(1))),), 2, 2)
+    with pytest.raises(PropertyError):
+        Property((), 2, 2)
+
+
+def test_result_invariants():
+    cex = Counterexample(np.zeros(2), np.zeros(2), confirmed=False)
+    with pytest.raises(SoundnessError):
+        VerificationResult(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, cex)
+    with pytest.raises(SoundnessError):
+        VerificationResult(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, None)
+    ok = Counterexample(np.zeros(2), np.zeros(2), confirmed=True)
+    with pytest.raises(SoundnessError):
+        VerificationResult(Status.VERIFIED, Reason.PROVEN_BY_BOUNDS, ok)
+    assert VerificationResult(Status.UNKNOWN, Reason.TIMEOUT).vnncomp == "timeout"
+    assert VerificationResult(Status.UNKNOWN, Reason.INCOMPLETE).vnncomp == "unknown"

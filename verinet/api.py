@@ -1,0 +1,135 @@
+"""The Python API: the same engine as the CLI.
+
+>>> from verinet import api
+>>> model = api.load_model("net.onnx")
+>>> prop = api.read_property("prop.vnnlib", model)
+>>> result = api.verify(model, prop, timeout=60)
+>>> result.status, result.reason, result.counterexample
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from verinet.ir.graph import Network
+from verinet.spec.property import Property
+from verinet.types import Box, InputError
+from verinet.verify.deadline import Deadline
+from verinet.verify.portfolio import VerifyOptions
+from verinet.verify.portfolio import verify as _verify
+from verinet.verify.result import VerificationResult
+
+__all__ = ["Model", "load_model", "read_property", "verify", "VerifyOptions"]
+
+
+@dataclass(frozen=True)
+class Model:
+    """An imported model.  ``network`` takes raw inputs (normalisation, if any, is its
+    first layer); ``onnx_eval`` runs the *original* ONNX file on raw inputs."""
+
+    network: Network
+    onnx_eval: Callable[[np.ndarray], np.ndarray] | None
+    path: str
+    notes: tuple[str, ...] = ()
+    max_check_error: float = 0.0
+
+    @property
+    def n_inputs(self) -> int:
+        return self.network.n_inputs
+
+    @property
+    def n_outputs(self) -> int:
+        return self.network.n_outputs
+
+
+def _check_file(path: str | os.PathLike[str], what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} file not found: {p}")
+    return p
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    mean: Sequence[float] | float | None = None,
+    std: Sequence[float] | float | None = None,
+    check: bool = True,
+    input_box: Box | None = None,
+) -> Model:
+    """Import an ONNX model into the IR, checking it against onnxruntime / onnx's
+    reference evaluator.  ``mean``/``std`` prepend ``(x - mean) / std``."""
+    from verinet.onnx_import import load_onnx, onnx_evaluator
+
+    p = _check_file(path, "model")
+    norm = mean is not None or std is not None
+    m = np.asarray(0.0 if mean is None else mean, dtype=np.float64)
+    s = np.asarray(1.0 if std is None else std, dtype=np.float64)
+    # The equivalence check runs on the model as stored (normalised input space).
+    box = None
+    if input_box is not None and norm:
+        box = _normalised_box(input_box, m, s)
+    elif input_box is not None:
+        box = input_box
+    imported = load_onnx(p, check=check, input_box=box)
+    net = imported.network
+    raw_eval = onnx_evaluator(imported.onnx_model)
+    if norm:
+        net = net.with_normalization(m, s)
+        shape = net.input_shape
+
+        def onnx_eval(x: np.ndarray) -> np.ndarray:
+            xs = np.asarray(x, dtype=np.float64).reshape((-1,) + shape[1:])
+            mm = np.broadcast_to(_per_channel(m, shape), xs.shape[1:])
+            ss = np.broadcast_to(_per_channel(s, shape), xs.shape[1:])
+            return raw_eval(((xs - mm) / ss).reshape(xs.shape[0], -1))
+    else:
+        onnx_eval = raw_eval
+    return Model(net, onnx_eval, str(p), tuple(imported.notes), imported.max_check_error)
+
+
+def _per_channel(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if v.ndim == 1 and v.size > 1 and len(shape) >= 3 and shape[1] == v.size:
+        return v.reshape((v.size,) + (1,) * (len(shape) - 2))
+    return v
+
+
+def _normalised_box(box: Box, mean: np.ndarray, std: np.ndarray) -> Box | None:
+    if mean.size > 1 or std.size > 1:
+        return None  # per-channel: the check then samples random points only
+    return Box((box.lower - float(mean)) / float(std), (box.upper - float(mean)) / float(std))
+
+
+def read_property(path: str | os.PathLike[str], model: Model | None = None) -> Property:
+    """Read a VNN-LIB file; with a model, its dimensions are checked against it."""
+    from verinet.spec.vnnlib import read_vnnlib
+
+    p = _check_file(path, "property")
+    if model is None:
+        return read_vnnlib(p)
+    return read_vnnlib(p, n_inputs=model.n_inputs, n_outputs=model.n_outputs)
+
+
+def verify(
+    model: Model,
+    prop: Property,
+    *,
+    timeout: float = 60.0,
+    options: VerifyOptions | None = None,
+    deadline: Deadline | None = None,
+) -> VerificationResult:
+    """Run the portfolio verifier on ``prop`` within ``timeout`` seconds."""
+    if not np.isfinite(timeout) or timeout <= 0:
+        raise InputError(f"timeout must be a positive number of seconds, got {timeout}")
+    if prop.n_inputs != model.n_inputs or prop.n_outputs != model.n_outputs:
+        raise InputError(
+            f"property has {prop.n_inputs} inputs / {prop.n_outputs} outputs, the model "
+            f"{model.n_inputs} / {model.n_outputs}"
+        )
+    return _verify(model.network, prop, model.onnx_eval, timeout, options or VerifyOptions(),
+                   deadline)

@@ -1,0 +1,159 @@
+"""Command line: ``verinet verify MODEL.onnx PROPERTY.vnnlib [--timeout S] [--out FILE]``.
+
+Exit codes (documented in the README):
+
+====  ==========================================================================
+0     the run completed; the verdict (sat/unsat/unknown/timeout) is printed
+1     unexpected internal error (one line; ``--debug`` shows the traceback)
+2     bad input or usage: missing file, bad option value, shape mismatch
+3     the ONNX model is corrupt or unsupported (every unsupported node listed)
+4     the VNN-LIB property is malformed (with line and column)
+70    a soundness check failed inside verinet (a bug; never reported as a verdict)
+====  ==========================================================================
+
+On any error the result file (if requested) holds ``error``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from verinet.types import InputError, VerinetError
+
+log = logging.getLogger("verinet")
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return v
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        vals = [float(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not vals or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"need finite numbers, got {text!r}")
+    return vals
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="verinet", description=__doc__.split("\n")[0])
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="decide a VNN-LIB property (VNN-COMP result format)")
+    v.add_argument("model", help="ONNX model")
+    v.add_argument("property", help="VNN-LIB property (describes the unsafe set)")
+    v.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds (default 300)")
+    v.add_argument("--out", help="write the VNN-COMP result file here")
+    v.add_argument("--mean", type=_floats, help="input normalisation mean (raw input space)")
+    v.add_argument("--std", type=_floats, help="input normalisation std")
+    v.add_argument("--backend", choices=("highs", "pulp"), default="highs", help="MILP solver")
+    v.add_argument("--complete", choices=("auto", "milp", "input-bab", "none"), default="auto",
+                   help="complete search strategy (default: chosen from the instance)")
+    v.add_argument("--seed", type=int, default=0, help="random seed (attacks)")
+    v.add_argument("--no-check", action="store_true",
+                   help="skip the IR-vs-ONNX equivalence check on load")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def _write_out(path: str | None, text: str) -> None:
+    if path:
+        from verinet.report.vnncomp import write_result_file
+
+        write_result_file(path, text)
+
+
+def _watchdog(seconds: float, out: str | None) -> threading.Timer:
+    """Hard stop: if the engine overruns, report ``timeout`` and exit."""
+
+    def fire() -> None:
+        try:
+            _write_out(out, "timeout\n")
+        finally:
+            sys.stdout.write("timeout\n")
+            sys.stdout.flush()
+            os._exit(EXIT_OK)
+
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from verinet import api
+    from verinet.report.vnncomp import format_result
+    from verinet.verify.deadline import Deadline
+    from verinet.verify.portfolio import VerifyOptions
+
+    start = time.monotonic()
+    timer = _watchdog(args.timeout * 1.05 + 1.0, args.out)
+    try:
+        # Leave a little room for writing results inside the advertised limit.
+        deadline = Deadline(max(0.1, args.timeout - 0.5), start)
+        prop = api.read_property(args.property)
+        model = api.load_model(args.model, mean=args.mean, std=args.std,
+                               check=not args.no_check, input_box=prop.terms[0].box)
+        options = VerifyOptions(complete=args.complete, milp_backend=args.backend,
+                                seed=args.seed)
+        result = api.verify(model, prop, timeout=args.timeout, options=options,
+                            deadline=deadline)
+    finally:
+        timer.cancel()
+    text = format_result(result)
+    _write_out(args.out, text)
+    detail = f" ({result.reason.value})" if result.status.value == "unknown" else ""
+    print(f"{result.vnncomp}{detail}  [{result.seconds:.2f} s]")
+    if result.message:
+        log.info("%s", result.message)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "verify":
+            return cmd_verify(args)
+        raise InputError(f"unknown command {args.command}")
+    except VerinetError as e:
+        _write_out(getattr(args, "out", None), "error\n")
+        msg = " ".join(str(e).split())
+        print(f"verinet: error: {msg}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("verinet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an internal error: one line, never a verdict
+        _write_out(getattr(args, "out", None), "error\n")
+        if args.debug:
+            raise
+        msg = " ".join(f"{type(e).__name__}: {e}".split())
+        print(f"verinet: internal error: {msg} (rerun with --debug)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

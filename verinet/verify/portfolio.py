@@ -1,0 +1,213 @@
+"""The complete verifier: a portfolio that picks its strategy from the instance.
+
+Stages, each bounded by the shared deadline:
+
+1. **attack** — PGD on the property's violation (all terms batched); a candidate becomes a
+   verdict only after replay on the IR and the original ONNX model.
+2. **bounds** — CROWN (then alpha-CROWN) lower bounds of every term's rows; a term is
+   proven unreachable when some row's sound lower bound is > 0.
+3. **complete search** on the terms left — input-splitting branch and bound when the
+   input is low-dimensional (ACAS Xu), otherwise a MILP per term with big-M constants
+   from LP-tightened sound bounds.
+
+Nothing here catches internal errors: an exception propagates to the caller (the CLI
+reports ``error``); it never becomes a verdict.  Only confirmed witnesses give
+FALSIFIED; only sound bounds, exhausted branch and bound or a MILP dual bound give
+VERIFIED.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from verinet.attacks.property_pgd import PgdOptions, property_pgd, stacked_terms
+from verinet.ir.chain import Chain, to_chain
+from verinet.ir.graph import Network
+from verinet.spec.property import Property
+from verinet.types import Reason, Status, UnsupportedModelError
+from verinet.verify import engines
+from verinet.verify.deadline import Deadline
+from verinet.verify.input_bab import InputBabOptions, input_bab
+from verinet.verify.result import TermOutcome, VerificationResult
+from verinet.verify.witness import OnnxEval, Replayer
+
+log = logging.getLogger(__name__)
+
+PROOF_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Options of the portfolio (all keyword-only in spirit; the CLI builds them)."""
+
+    attack: bool = True
+    pgd: PgdOptions = PgdOptions()
+    attack_fraction: float = 0.15   # share of the budget the first attack may use
+    alpha_crown: bool = True
+    complete: str = "auto"          # auto | milp | input-bab | none
+    milp_backend: str = "highs"
+    input_split_max_dim: int = 16
+    input_bab: InputBabOptions = InputBabOptions()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.complete not in ("auto", "milp", "input-bab", "none"):
+            raise ValueError(f"unknown complete strategy {self.complete!r}")
+        if self.milp_backend not in ("highs", "pulp"):
+            raise ValueError(f"unknown MILP backend {self.milp_backend!r}")
+
+
+@dataclass
+class _Run:
+    """Mutable bookkeeping of one verification run (never escapes this module)."""
+
+    prop: Property
+    replayer: Replayer
+    deadline: Deadline
+    stats: dict[str, float] = field(default_factory=dict)
+    outcomes: dict[int, TermOutcome] = field(default_factory=dict)
+
+    def timed(self, key: str, t0: float) -> None:
+        self.stats[key] = self.stats.get(key, 0.0) + time.perf_counter() - t0
+
+    def result(self, status: Status, reason: Reason, cex: object = None, msg: str = "") -> (
+        VerificationResult
+    ):
+        terms = tuple(
+            self.outcomes.get(i, TermOutcome(i, Status.UNKNOWN, "none"))
+            for i in range(len(self.prop.terms))
+        )
+        return VerificationResult(
+            status, reason, cex, terms, self.deadline.elapsed(),  # type: ignore[arg-type]
+            tuple(sorted(self.stats.items())), msg,
+        )
+
+
+def verify(
+    network: Network,
+    prop: Property,
+    onnx_eval: OnnxEval | None,
+    timeout: float,
+    options: VerifyOptions = VerifyOptions(),
+    deadline: Deadline | None = None,
+) -> VerificationResult:
+    """Decide whether some term of ``prop`` is reachable by ``network``."""
+    run = _Run(prop, Replayer(network, prop, onnx_eval), deadline or Deadline(timeout))
+    rng = np.random.default_rng(options.seed)
+    if options.attack:
+        cex = _attack(network, run, options, rng)
+        if cex is not None:
+            return run.result(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, cex)
+    try:
+        chain = to_chain(network)
+    except UnsupportedModelError as e:
+        return run.result(Status.UNKNOWN, Reason.UNSUPPORTED, msg=str(e))
+    remaining = _bounds_stage(chain, run, options)
+    if not remaining:
+        return run.result(Status.VERIFIED, Reason.PROVEN_BY_BOUNDS)
+    if run.deadline.expired():
+        return run.result(Status.UNKNOWN, Reason.TIMEOUT)
+    if options.complete == "none" or not chain.is_relu:
+        why = "complete search disabled" if options.complete == "none" else "non-ReLU network"
+        return run.result(Status.UNKNOWN, Reason.INCOMPLETE, msg=why)
+    strategy = options.complete
+    if strategy == "auto":
+        low_dim = network.n_inputs <= options.input_split_max_dim
+        strategy = "input-bab" if low_dim else "milp"
+    if strategy == "input-bab":
+        return _input_bab_stage(chain, run, remaining, options)
+    return _milp_stage(chain, run, remaining, options)
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def _attack(network: Network, run: _Run, options: VerifyOptions, rng: np.random.Generator):
+    t0 = time.perf_counter()
+    sub = run.deadline.sub(options.attack_fraction)
+    cands = property_pgd(network, run.prop, rng, options.pgd, sub)
+    cex = run.replayer.confirm_batch(cands.x, cands.term, cands.violation)
+    run.timed("attack_s", t0)
+    return cex
+
+
+def _bounds_stage(chain: Chain, run: _Run, options: VerifyOptions) -> list[int]:
+    """Prove what sound bounds can prove; return the terms left open."""
+    t0 = time.perf_counter()
+    lo, hi, A, b = stacked_terms(run.prop)
+    lb = engines.crown_lower(chain, lo, hi, A) - b
+    best = lb.max(axis=1)
+    for t in np.flatnonzero(best > PROOF_TOL):
+        run.outcomes[int(t)] = TermOutcome(int(t), Status.VERIFIED, "crown", float(best[t]))
+    open_terms = [int(t) for t in np.flatnonzero(best <= PROOF_TOL)]
+    run.timed("crown_s", t0)
+    if open_terms and options.alpha_crown and chain.is_relu and not run.deadline.expired():
+        t0 = time.perf_counter()
+        idx = np.asarray(open_terms)
+        lb2 = engines.alpha_crown_lower(chain, lo[idx], hi[idx], A[idx], run.deadline) - b[idx]
+        best2 = lb2.max(axis=1)
+        for t, v in zip(open_terms, best2):
+            if v > PROOF_TOL:
+                run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "alpha-crown", float(v))
+        open_terms = [t for t, v in zip(open_terms, best2) if v <= PROOF_TOL]
+        run.timed("alpha_crown_s", t0)
+    # Most likely violated first: a counterexample ends the search early.
+    order = {t: float(best[t]) for t in open_terms}
+    return sorted(open_terms, key=lambda t: order[t])
+
+
+def _input_bab_stage(
+    chain: Chain, run: _Run, remaining: list[int], options: VerifyOptions
+) -> VerificationResult:
+    t0 = time.perf_counter()
+    out = input_bab(
+        chain, run.prop, engines.crown_bounder(chain), run.replayer, run.deadline,
+        remaining, options.input_bab,
+    )
+    run.timed("input_bab_s", t0)
+    run.stats["bab_domains"] = float(out.domains_bounded)
+    run.stats["bab_max_queue"] = float(out.max_queue)
+    if out.counterexample is not None:
+        return run.result(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, out.counterexample)
+    if out.proven:
+        for t in remaining:
+            run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "input-bab")
+        return run.result(Status.VERIFIED, Reason.PROVEN_BY_BAB)
+    reason = Reason.TIMEOUT if run.deadline.expired() else Reason.INCOMPLETE
+    return run.result(Status.UNKNOWN, reason)
+
+
+def _milp_stage(
+    chain: Chain, run: _Run, remaining: list[int], options: VerifyOptions
+) -> VerificationResult:
+    unconfirmed = False
+    for t in remaining:
+        if run.deadline.expired():
+            return run.result(Status.UNKNOWN, Reason.TIMEOUT)
+        term = run.prop.terms[t]
+        t0 = time.perf_counter()
+        bounds = engines.tightened_bounds(chain, term.box, run.deadline, options.milp_backend)
+        run.timed("tighten_s", t0)
+        t0 = time.perf_counter()
+        out = engines.milp_term(chain, term, bounds, run.deadline, options.milp_backend)
+        run.timed("milp_s", t0)
+        if out.status is Status.VERIFIED:
+            run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "milp", out.bound)
+            continue
+        if out.status is Status.FALSIFIED and out.x is not None:
+            cex = run.replayer.confirm(out.x, t)
+            if cex is not None:
+                return run.result(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, cex)
+            unconfirmed = True
+            log.warning("MILP candidate for term %d failed replay", t)
+            continue
+        if run.deadline.expired():
+            return run.result(Status.UNKNOWN, Reason.TIMEOUT)
+    if all(run.outcomes.get(t) is not None for t in range(len(run.prop.terms))):
+        return run.result(Status.VERIFIED, Reason.PROVEN_BY_MILP)
+    reason = Reason.WITNESS_UNCONFIRMED if unconfirmed else Reason.INCOMPLETE
+    return run.result(Status.UNKNOWN, reason)
