@@ -259,6 +259,8 @@ def _compile_activation(
         return pre, "relu", np.hstack([eye, -op.alpha * eye]), zero
     if isinstance(op, O.Clip):
         lo, hi = op.lo, op.hi
+        if lo is not None and hi is not None and lo > hi:  # ONNX: the output is hi everywhere
+            return Affine(W, b), None, np.zeros((m, W.shape[1])), np.full(m, hi)
         if lo is not None and hi is not None:  # lo + relu(z - lo) - relu(z - hi)
             pre = Affine(np.vstack([W, W]), np.concatenate([b - lo, b - hi]))
             return pre, "relu", np.hstack([eye, -eye]), np.full(m, lo)

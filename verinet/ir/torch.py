@@ -94,6 +94,8 @@ def _unary(op: O.Op, x: Tensor) -> Tensor:
     if isinstance(op, O.LeakyRelu):
         return F.leaky_relu(x, op.alpha)
     if isinstance(op, O.Clip):
+        if op.lo is None and op.hi is None:  # torch.clamp rejects two open ends
+            return x
         return torch.clamp(x, op.lo, op.hi)
     if isinstance(op, O.Sigmoid):
         return torch.sigmoid(x)
@@ -240,7 +242,7 @@ def evaluate_numpy(net: Network, x: np.ndarray, dtype: torch.dtype = torch.float
     """Evaluate on flat ``(B, n)`` numpy inputs, returning float64 ``(B, m)``."""
     mod = torch_network(net, dtype)
     with torch.no_grad():
-        y = mod(torch.as_tensor(x, dtype=dtype))
+        y = mod(torch.tensor(np.asarray(x), dtype=dtype))
     return y.double().numpy()
 
 
