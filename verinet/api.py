@@ -18,7 +18,7 @@ import numpy as np
 
 from verinet.ir.graph import Network
 from verinet.spec.property import Property
-from verinet.types import Box, InputError
+from verinet.types import Box, InputError, PropertyError
 from verinet.verify.deadline import Deadline
 from verinet.verify.portfolio import VerifyOptions
 from verinet.verify.portfolio import verify as _verify
@@ -65,18 +65,26 @@ def load_model(
     """Import an ONNX model into the IR, checking it against onnxruntime / onnx's
     reference evaluator.  ``mean``/``std`` prepend ``(x - mean) / std``."""
     from verinet.onnx_import import load_onnx, onnx_evaluator
+    from verinet.onnx_import.check import check_equivalence
 
     p = _check_file(path, "model")
     norm = mean is not None or std is not None
     m = np.asarray(0.0 if mean is None else mean, dtype=np.float64)
     s = np.asarray(1.0 if std is None else std, dtype=np.float64)
-    # The equivalence check runs on the model as stored (normalised input space).
-    box = None
-    if input_box is not None and norm:
-        box = _normalised_box(input_box, m, s)
-    elif input_box is not None:
+    imported = load_onnx(p, check=False)
+    if input_box is not None and input_box.dim != imported.network.n_inputs:
+        raise PropertyError(
+            f"the property has {input_box.dim} inputs but the model has "
+            f"{imported.network.n_inputs}"
+        )
+    max_error = float("nan")
+    if check:
+        # The equivalence check runs on the model as stored (normalised input space).
         box = input_box
-    imported = load_onnx(p, check=check, input_box=box)
+        if input_box is not None and norm:
+            box = _normalised_box(input_box, m, s)
+        max_error, _ = check_equivalence(imported.network, imported.onnx_model,
+                                         input_box=box)
     net = imported.network
     raw_eval = onnx_evaluator(imported.onnx_model)
     if norm:
@@ -90,7 +98,7 @@ def load_model(
             return raw_eval(((xs - mm) / ss).reshape(xs.shape[0], -1))
     else:
         onnx_eval = raw_eval
-    return Model(net, onnx_eval, str(p), tuple(imported.notes), imported.max_check_error)
+    return Model(net, onnx_eval, str(p), tuple(imported.notes), max_error)
 
 
 def _per_channel(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -54,10 +54,12 @@ def _floats(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="verinet", description=__doc__.split("\n")[0])
-    p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    common.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = p.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("verify", help="decide a VNN-LIB property (VNN-COMP result format)")
+    v = sub.add_parser("verify", parents=[common],
+                       help="decide a VNN-LIB property (VNN-COMP result format)")
     v.add_argument("model", help="ONNX model")
     v.add_argument("property", help="VNN-LIB property (describes the unsafe set)")
     v.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds (default 300)")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verinet.attacks.property_pgd import PgdOptions, property_pgd, stacked_terms
+from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain, to_chain
 from verinet.ir.graph import Network
 from verinet.spec.property import Property
@@ -185,13 +186,18 @@ def _milp_stage(
     chain: Chain, run: _Run, remaining: list[int], options: VerifyOptions
 ) -> VerificationResult:
     unconfirmed = False
+    cache: dict[tuple[bytes, bytes], LayerBounds] = {}  # terms often share one input box
     for t in remaining:
         if run.deadline.expired():
             return run.result(Status.UNKNOWN, Reason.TIMEOUT)
         term = run.prop.terms[t]
-        t0 = time.perf_counter()
-        bounds = engines.tightened_bounds(chain, term.box, run.deadline, options.milp_backend)
-        run.timed("tighten_s", t0)
+        key = (term.box.lower.tobytes(), term.box.upper.tobytes())
+        if key not in cache:
+            t0 = time.perf_counter()
+            cache[key] = engines.tightened_bounds(chain, term.box, run.deadline,
+                                                  options.milp_backend)
+            run.timed("tighten_s", t0)
+        bounds = cache[key]
         t0 = time.perf_counter()
         out = engines.milp_term(chain, term, bounds, run.deadline, options.milp_backend)
         run.timed("milp_s", t0)

@@ -1,0 +1,124 @@
+"""The complete verifier against a brute-force oracle on tiny nets.
+
+For every random tiny ReLU net and random (possibly disjunctive) property, the oracle
+computes the exact minimum violation of every term.  A term with minimum > 1e-6 is
+unreachable, one with minimum < -1e-6 reachable; the verifier must never contradict it.
+Near-zero instances are not asserted (both answers are legitimate up to tolerance), but
+a falsified verdict must still carry a witness that violates the property.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx.reference import ReferenceEvaluator
+
+from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
+from tests.oracle import exact_min_violation
+from verinet.ir.chain import to_chain
+from verinet.spec.property import Halfspaces, Property, Term
+from verinet.types import Box, Status
+from verinet.verify.portfolio import VerifyOptions, verify
+
+MARGIN = 1e-6
+
+
+def _onnx_eval(model):
+    ref = ReferenceEvaluator(model)
+
+    def run(x):
+        return np.concatenate(
+            [ref.run(None, {"x": xi[None, :].astype(np.float32)})[0] for xi in np.atleast_2d(x)]
+        ).astype(np.float64)
+
+    return run
+
+
+@st.composite
+def instances(draw):
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    n_in = draw(st.integers(1, 3))
+    hidden = draw(st.lists(st.integers(2, 5), min_size=1, max_size=2))
+    n_out = draw(st.integers(1, 3))
+    layers = float32_layers(random_layers(rng, [n_in, *hidden, n_out]))
+    net = relu_network(layers)
+    terms = []
+    for _ in range(draw(st.integers(1, 3))):
+        c = rng.uniform(-1, 1, n_in)
+        r = rng.uniform(0.05, 1.0, n_in)
+        box = Box(c - r, c + r)
+        k = int(rng.integers(1, 3))
+        A = rng.normal(size=(k, n_out))
+        y = net.evaluate(rng.uniform(box.lower, box.upper))
+        b = A @ y + rng.normal(0, 1.0, size=k)  # thresholds near reachable values
+        terms.append(Term(box, Halfspaces(A, b)))
+    prop = Property(tuple(terms), n_in, n_out)
+    return net, layers, prop
+
+
+def _check_against_oracle(net, layers, prop, complete):
+    chain = to_chain(net)
+    exact = [exact_min_violation(chain, t.box, t.unsafe)[0] for t in prop.terms]
+    res = verify(net, prop, _onnx_eval(relu_onnx(layers)), timeout=30.0,
+                 options=VerifyOptions(complete=complete, pgd=_fast_pgd()))
+    if all(e > MARGIN for e in exact):
+        assert res.status is not Status.FALSIFIED
+        assert res.status is Status.VERIFIED, res  # complete: must decide
+    if any(e < -MARGIN for e in exact):
+        assert res.status is not Status.VERIFIED
+        assert res.status is Status.FALSIFIED, res
+    if res.status is Status.FALSIFIED:
+        cex = res.counterexample
+        term = prop.terms[cex.term]
+        assert term.box.contains(cex.x)
+        assert term.unsafe.violation(net.evaluate(cex.x)) <= 0
+    if res.status is Status.VERIFIED:
+        assert all(e > -MARGIN for e in exact)
+
+
+def _fast_pgd():
+    from verinet.attacks.property_pgd import PgdOptions
+
+    return PgdOptions(steps=10, restarts=2)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_milp_portfolio_matches_oracle(inst):
+    _check_against_oracle(*inst, complete="milp")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_input_bab_portfolio_matches_oracle(inst):
+    _check_against_oracle(*inst, complete="input-bab")
+
+
+def test_unsupported_chain_gives_unknown():
+    from verinet.ir import ops as O
+    from verinet.ir.graph import Network, Node
+
+    W = np.eye(2)
+    nodes = (
+        Node("fc", O.Linear(W, np.zeros(2)), ("x",), (1, 2)),
+        Node("r", O.Relu(), ("fc",), (1, 2)),
+        Node("skip", O.Binary("add"), ("r", "x"), (1, 2)),
+    )
+    net = Network("x", (1, 2), nodes, "skip")
+    box = Box(np.full(2, -1.0), np.ones(2))
+    prop = Property((Term(box, Halfspaces(np.array([[1.0, 0.0]]), np.array([-100.0]))),), 2, 2)
+    res = verify(net, prop, None, timeout=5.0)
+    assert res.status is Status.UNKNOWN and res.reason.name == "UNSUPPORTED"
+
+
+@pytest.mark.parametrize("timeout", [0.5])
+def test_timeout_is_respected(timeout):
+    rng = np.random.default_rng(0)
+    layers = float32_layers(random_layers(rng, [20, 60, 60, 60, 3], scale=0.5))
+    net = relu_network(layers)
+    box = Box(np.full(20, -1.0), np.ones(20))
+    y = net.evaluate(box.center)
+    prop = Property.robustness(box, int(np.argmax(y)), 3)
+    res = verify(net, prop, None, timeout=timeout)
+    assert res.seconds <= timeout * 1.1 + 2.0
