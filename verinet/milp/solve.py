@@ -1,0 +1,167 @@
+"""Complete verification of one property term by MILP.
+
+For a term (box, unsafe ``A y <= b``) we solve::
+
+    min s   s.t.  s >= A_i y - b_i  (every row i),  y = f(x),  x in box
+
+on the exact MIPVerify encoding of ``f``.  ``s* = min_x max_i (A_i f(x) - b_i)``:
+the term is reachable iff ``s* <= 0``.
+
+* VERIFIED (term unreachable) is claimed only when the solver's proven dual bound on
+  ``s*`` exceeds ``tol`` (``MILP_TOL`` by default).  The dual bound is trusted from the
+  solver up to its feasibility / integrality tolerances (HiGHS runs with
+  ``mip_feasibility_tolerance=1e-9``) and lowered by the backend's ``value_tol``; when
+  no ReLU is unstable the model is an LP and the bound is certified from its duals
+  instead.  The big-M constants come only from the sound ``LayerBounds`` given.  A solver
+  claim of infeasibility is not taken as a proof (with sound bounds the model always has
+  the true graph points): it gives UNKNOWN.
+* FALSIFIED means a *candidate*: the solver found a point with ``s <= 0``.  Its input
+  ``x`` (clipped into the box) is returned for the caller to replay on the real network;
+  ``candidate_violation`` is its violation replayed on the chain in float64.
+* Otherwise UNKNOWN (time limit, solver trouble, or ``0 < s* <= tol``).
+
+With HiGHS the search stops as soon as either conclusion is reached (MIP callback on
+the dual/primal bound plus ``objective_target``); CBC solves to the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from verinet.bounds.interval import LayerBounds, fp_slack
+from verinet.ir.chain import Chain
+from verinet.milp.backend import MilpBackend, SolveResult, SolverStatus, make_backend
+from verinet.milp.certify import safe_lower_bound
+from verinet.milp.encode import encode_chain
+from verinet.spec.property import Halfspaces
+from verinet.types import Box, InputError, Status
+
+log = logging.getLogger(__name__)
+
+MILP_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class MilpOutcome:
+    """Result of a MILP query on one term.
+
+    ``bound``: proven lower bound on ``s*`` (``-inf`` if none);
+    ``objective``: best incumbent ``s`` found (``nan`` if none);
+    ``candidate``: flat input in the box (FALSIFIED only, or the minimiser for
+    :func:`milp_min_margin`); ``candidate_violation``: ``unsafe.violation`` of the chain's
+    output at ``candidate``; ``solver_status``: the backend's status.
+    """
+
+    status: Status
+    bound: float
+    objective: float
+    candidate: np.ndarray | None
+    candidate_violation: float
+    seconds: float
+    solver_status: SolverStatus
+    backend: str = "highs"
+    n_binaries: int = 0
+
+
+def _s_lower(unsafe: Halfspaces, bounds: LayerBounds) -> float:
+    """A sound lower bound on ``max_i (A_i y - b_i)`` from the output bounds."""
+    lo, hi = bounds.output_lower, bounds.output_upper
+    A = unsafe.A
+    with np.errstate(invalid="ignore"):
+        rows = np.where(A > 0, A * lo, np.where(A < 0, A * hi, 0.0)).sum(axis=1) - unsafe.b
+        mag = np.abs(np.where(A != 0, A * np.maximum(np.abs(lo), np.abs(hi)), 0.0)).sum(axis=1)
+    best = float(np.max(rows - fp_slack(mag + np.abs(unsafe.b))))
+    return best if math.isfinite(best) else -math.inf
+
+
+def _solve_violation(
+    chain: Chain, box: Box, unsafe: Halfspaces, bounds: LayerBounds,
+    backend: str, time_limit: float | None, tol: float, early_stop: bool,
+) -> MilpOutcome:
+    t0 = time.perf_counter()
+    if unsafe.n_outputs != chain.n_outputs:
+        raise InputError(f"unsafe set has {unsafe.n_outputs} outputs, chain {chain.n_outputs}")
+    if unsafe.A.shape[0] == 0:  # empty conjunction: reachable iff the box is non-empty
+        x = box.clip(np.nan_to_num(box.center, nan=0.0))
+        return MilpOutcome(Status.FALSIFIED, -math.inf, 0.0, x, 0.0,
+                           time.perf_counter() - t0, SolverStatus.OPTIMAL, backend)
+    be = make_backend(backend)
+    enc = encode_chain(be, chain, box, bounds)
+    s = be.add_vars([_s_lower(unsafe, bounds)], [np.inf])
+    m = unsafe.A.shape[0]
+    coeffs = sp.lil_matrix((m, be.num_vars))
+    coeffs[:, s[0]] = 1.0
+    coeffs[:, enc.outputs] = -unsafe.A
+    be.add_rows(coeffs.tocsr(), -unsafe.b, np.inf)  # s - A_i y >= -b_i
+    be.set_objective(s, [1.0])
+    be.set_time_limit(time_limit)
+    if early_stop:
+        be.set_stop(proved_above=tol, found_below=0.0)
+    res = _conservative(be, be.solve())
+    status, cand, viol = _classify(chain, box, unsafe, res, enc.x, tol)
+    if not early_stop and res.x is not None:  # min-margin query: report the minimiser
+        cand = box.clip(res.x[enc.x])
+        viol = float(unsafe.violation(chain.forward(cand)))
+    return MilpOutcome(status, res.best_bound, res.objective, cand, viol,
+                       time.perf_counter() - t0, res.status, be.name, enc.n_binaries)
+
+
+def _conservative(be: MilpBackend, res: SolveResult) -> SolveResult:
+    """The proven bound made conservative: certified from row duals when the model was
+    solved as an LP (no unstable ReLU), else widened by the backend's ``value_tol``."""
+    if res.status is SolverStatus.INFEASIBLE:
+        return res
+    if res.row_duals is not None:
+        return replace(res, best_bound=safe_lower_bound(be.model(), res.row_duals))
+    b = res.best_bound
+    if math.isfinite(b):
+        b -= be.value_tol[0] + be.value_tol[1] * abs(b)
+    return replace(res, best_bound=b)
+
+
+def _classify(chain: Chain, box: Box, unsafe: Halfspaces, res: SolveResult, xcols: np.ndarray,
+              tol: float) -> tuple[Status, np.ndarray | None, float]:
+    bound, obj, x = res.best_bound, res.objective, res.x
+    if res.status is SolverStatus.INFEASIBLE:
+        # With sound bounds every true (x, f(x)) is feasible: this is a solver failure.
+        log.warning("MILP reported infeasible (%s): not taken as a proof", res.message)
+        return Status.UNKNOWN, None, math.nan
+    cand = box.clip(x[xcols]) if x is not None else None
+    viol = float(unsafe.violation(chain.forward(cand))) if cand is not None else math.nan
+    proven = bound > tol
+    found = cand is not None and obj <= 0.0
+    if proven and found:
+        log.error("MILP inconsistent: bound %.3g > %.3g but incumbent %.3g", bound, tol, obj)
+        return Status.UNKNOWN, cand, viol
+    if proven:
+        return Status.VERIFIED, None, math.nan
+    if found:
+        return Status.FALSIFIED, cand, viol
+    return Status.UNKNOWN, None, math.nan
+
+
+def milp_check_term(
+    chain: Chain, box: Box, unsafe: Halfspaces, bounds: LayerBounds,
+    backend: str = "highs", time_limit: float | None = 60.0, tol: float = MILP_TOL,
+) -> MilpOutcome:
+    """Decide whether the term (``box``, ``unsafe``) is reachable; stops early."""
+    out = _solve_violation(chain, box, unsafe, bounds, backend, time_limit, tol, True)
+    log.debug("milp term: %s bound=%.6g obj=%.6g (%s, %.2fs)", out.status.value, out.bound,
+              out.objective, out.solver_status.value, out.seconds)
+    return out
+
+
+def milp_min_margin(
+    chain: Chain, box: Box, unsafe: Halfspaces, bounds: LayerBounds,
+    backend: str = "highs", time_limit: float | None = 60.0, tol: float = MILP_TOL,
+) -> MilpOutcome:
+    """``s* = min_x max_i (A_i f(x) - b_i)`` solved to optimality (no early stop):
+    ``bound <= s* <= objective``, ``candidate`` is the minimiser found (whatever its
+    value); ``status`` is classified as in :func:`milp_check_term`."""
+    return _solve_violation(chain, box, unsafe, bounds, backend, time_limit, tol, False)
