@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--complete", choices=("auto", "milp", "input-bab", "none"), default="auto",
                    help="complete search strategy (default: chosen from the instance)")
     v.add_argument("--seed", type=int, default=0, help="random seed (attacks)")
+    v.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: small tensors run fastest so)")
     v.add_argument("--no-check", action="store_true",
                    help="skip the IR-vs-ONNX equivalence check on load")
     return p
@@ -103,6 +105,14 @@ def _watchdog(seconds: float, out: str | None) -> threading.Timer:
     return t
 
 
+def _set_threads(n: int) -> None:
+    if n < 1:
+        raise InputError(f"--threads must be at least 1, got {n}")
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from verinet import api
     from verinet.report.vnncomp import format_result
@@ -111,6 +121,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     timer = _watchdog(args.timeout * 1.05 + 1.0, args.out)
+    _set_threads(args.threads)
     try:
         # Leave a little room for writing results inside the advertised limit.
         deadline = Deadline(max(0.1, args.timeout - 0.5), start)
