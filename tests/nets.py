@@ -16,7 +16,7 @@ def random_layers(
     """Weights (out, in) and biases for consecutive layer sizes."""
     return [
         (rng.normal(0, scale, size=(b, a)), rng.normal(0, scale * 0.5, size=b))
-        for a, b in zip(sizes[:-1], sizes[1:])
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
     ]
 
 
@@ -60,7 +60,10 @@ def relu_onnx(layers: list[tuple[np.ndarray, np.ndarray]], opset: int = 13) -> o
     return model
 
 
-def float32_layers(layers: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+Layers = list[tuple[np.ndarray, np.ndarray]]
+
+
+def float32_layers(layers: Layers) -> Layers:
     """Round weights to float32 so the IR and the ONNX model hold the same numbers."""
     return [(W.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64))
             for W, b in layers]

@@ -37,9 +37,9 @@ def test_forward_bounds_contain_samples(seed, n_in, hidden, kind):
     lo, hi = c - r, c + r
     bounds = forward_bounds(chain, lo[None], hi[None])
     xs = rng.uniform(lo, hi, size=(2000, n_in))
-    verts = np.array(list(itertools.product(*zip(lo, hi))))
+    verts = np.array(list(itertools.product(*zip(lo, hi, strict=True))))
     pre = chain.pre_activations(np.vstack([xs, verts]))
-    for z, (bl, bu) in zip(pre, bounds):
+    for z, (bl, bu) in zip(pre, bounds, strict=True):
         assert np.all(z >= bl[0]) and np.all(z <= bu[0])
 
 
@@ -54,7 +54,7 @@ def test_forward_batched_equals_single_and_beats_interval(seed):
     for i in range(5):
         single = forward_bounds(chain, lo[i:i + 1], hi[i:i + 1])
         ibp = interval_bounds(chain, Box(lo[i], hi[i]))
-        for (bl, bu), (sl, su) in zip(batched, single):
+        for (bl, bu), (sl, su) in zip(batched, single, strict=True):
             assert np.allclose(bl[i], sl[0]) and np.allclose(bu[i], su[0])
         # On the first affine layer both are exact up to rounding slack.
         assert np.allclose(single[0][0][0], ibp.lower[0], atol=1e-9)

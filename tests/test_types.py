@@ -4,9 +4,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from verinet.spec.property import Halfspaces, Property, Term
-from verinet.types import Box, Counterexample, InputError, PropertyError, Sandwich, SoundnessError
+from verinet.types import (
+    Box,
+    Counterexample,
+    InputError,
+    PropertyError,
+    Reason,
+    Sandwich,
+    SoundnessError,
+    Status,
+)
 from verinet.verify.result import VerificationResult
-from verinet.types import Reason, Status
 
 
 def test_box_rejects_empty_and_nan():

@@ -54,7 +54,7 @@ def _net_and_prop(seed: int, sizes: list[int]):
 def test_pgd_candidates_in_box_and_confirmed_ones_violate(seed):
     net, onnx_eval, prop, box = _net_and_prop(seed, [3, 8, 8, 3])
     cands = property_pgd(net, prop, np.random.default_rng(seed), PgdOptions(steps=20, restarts=3))
-    for x, t in zip(cands.x, cands.term):
+    for x, t in zip(cands.x, cands.term, strict=True):
         assert prop.terms[t].box.contains(x, tol=1e-6)  # float32 attack arithmetic
     rep = Replayer(net, prop, onnx_eval)
     cex = rep.confirm_batch(cands.x, cands.term, cands.violation)

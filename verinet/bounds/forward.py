@@ -1,7 +1,8 @@
 """Forward symbolic linear bounds, batched over boxes (cheap for low-dimensional inputs).
 
 Every unit carries a lower and an upper linear form in the normalised input
-``e in [-1, 1]^n`` (``x = mid + rad * e``): ``c + G e`` (``G`` stored as (B, n, units)).  Affine layers combine the forms
+``e in [-1, 1]^n`` (``x = mid + rad * e``): ``c + G e``, with ``G`` stored as
+(B, n, units).  Affine layers combine the forms
 by the sign of the weights; an unstable ReLU with pre-activation bounds ``[l, u]`` maps
 the upper form ``U`` to ``s (U - l)`` with ``s = u / (u - l)`` (valid because
 ``relu(z) <= s (z - l)`` on ``[l, u]`` and ``z <= U``) and the lower form ``L`` to
@@ -32,7 +33,7 @@ def _slack(mag: Tensor) -> Tensor:
     return REL_SLACK * mag + ABS_SLACK
 
 
-def _affine(layer: Affine, Lc: Tensor, LG: Tensor, Uc: Tensor, UG: Tensor, W: Tensor,
+def _affine(Lc: Tensor, LG: Tensor, Uc: Tensor, UG: Tensor, W: Tensor,
             b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     WpT = W.clamp(min=0).T
     WnT = W.clamp(max=0).T
@@ -59,41 +60,39 @@ def forward_bounds(
     """Sound bounds (B, units) on the output of every affine layer, for boxes (B, n)."""
     lo = torch.as_tensor(np.atleast_2d(lower), dtype=DT)
     hi = torch.as_tensor(np.atleast_2d(upper), dtype=DT)
-    B, n = lo.shape
     mid, rad = (lo + hi) / 2, (hi - lo) / 2
     Lc, Uc = mid.clone(), mid.clone()
     LG = torch.diag_embed(rad)
     UG = LG.clone()
     out: list[tuple[np.ndarray, np.ndarray]] = []
-    l = u = lo
+    zl = zu = lo
     for layer in chain.layers:
         if isinstance(layer, Affine):
             W = torch.tensor(layer.weight, dtype=DT)
             b = torch.tensor(layer.bias, dtype=DT)
-            Lc, LG, Uc, UG = _affine(layer, Lc, LG, Uc, UG, W, b)
-            l = _concretise(Lc, LG, upper=False)
-            u = _concretise(Uc, UG, upper=True)
-            u = torch.maximum(u, l)
-            out.append((l.numpy(), u.numpy()))
+            Lc, LG, Uc, UG = _affine(Lc, LG, Uc, UG, W, b)
+            zl = _concretise(Lc, LG, upper=False)
+            zu = torch.maximum(_concretise(Uc, UG, upper=True), zl)
+            out.append((zl.numpy(), zu.numpy()))
         else:
-            Lc, LG, Uc, UG = _activation(layer, l, u, Lc, LG, Uc, UG, n)
+            Lc, LG, Uc, UG = _activation(layer, zl, zu, Lc, LG, Uc, UG)
     return out
 
 
-def _activation(act: Activation, l: Tensor, u: Tensor, Lc: Tensor, LG: Tensor, Uc: Tensor,
-                UG: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    if act.kind != "relu":  # monotone: constant forms act(l) <= act(z) <= act(u)
-        fl = torch.as_tensor(act.apply(l.numpy()), dtype=DT)
-        fu = torch.as_tensor(act.apply(u.numpy()), dtype=DT)
+def _activation(act: Activation, lo: Tensor, hi: Tensor, Lc: Tensor, LG: Tensor, Uc: Tensor,
+                UG: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    if act.kind != "relu":  # monotone: constant forms act(lo) <= act(z) <= act(hi)
+        fl = torch.as_tensor(act.apply(lo.numpy()), dtype=DT)
+        fu = torch.as_tensor(act.apply(hi.numpy()), dtype=DT)
         zeros = torch.zeros_like(LG)
         return fl - _slack(fl.abs()), zeros, fu + _slack(fu.abs()), zeros.clone()
-    active = l >= 0
-    inactive = u <= 0
+    active = lo >= 0
+    inactive = hi <= 0
     unstable = ~(active | inactive)
-    denom = torch.where(unstable, u - l, torch.ones_like(u))
-    s = torch.where(unstable, u / denom, active.to(DT))
-    up_shift = torch.where(unstable, -s * l, torch.zeros_like(l))
-    alpha = torch.where(unstable, (u > -l).to(DT), active.to(DT))
+    denom = torch.where(unstable, hi - lo, torch.ones_like(hi))
+    s = torch.where(unstable, hi / denom, active.to(DT))
+    up_shift = torch.where(unstable, -s * lo, torch.zeros_like(lo))
+    alpha = torch.where(unstable, (hi > -lo).to(DT), active.to(DT))
     nUc = s * Uc + up_shift
     nUG = s.unsqueeze(1) * UG
     nLc = alpha * Lc

@@ -38,7 +38,7 @@ class LayerBounds:
         hi = tuple(frozen_array(v).reshape(-1) for v in self.upper)
         if len(lo) != len(hi):
             raise ValueError("lower and upper must have one entry per affine layer")
-        for k, (a, b) in enumerate(zip(lo, hi)):
+        for k, (a, b) in enumerate(zip(lo, hi, strict=True)):
             if a.shape != b.shape:
                 raise ValueError(f"layer {k}: bound shapes differ")
             if np.any(a > b):
@@ -57,10 +57,10 @@ class LayerBounds:
 
     def tighten(self, other: LayerBounds) -> LayerBounds:
         """Elementwise intersection of two sound bound sets."""
-        lo = tuple(np.maximum(a, b) for a, b in zip(self.lower, other.lower))
-        hi = tuple(np.minimum(a, b) for a, b in zip(self.upper, other.upper))
+        lo = tuple(np.maximum(a, b) for a, b in zip(self.lower, other.lower, strict=True))
+        hi = tuple(np.minimum(a, b) for a, b in zip(self.upper, other.upper, strict=True))
         # Two sound enclosures of a non-empty set cannot be disjoint beyond rounding.
-        hi = tuple(np.maximum(h, l) for l, h in zip(lo, hi))
+        hi = tuple(np.maximum(h, low) for low, h in zip(lo, hi, strict=True))
         return LayerBounds(lo, hi, f"{self.method}+{other.method}")
 
     def unstable(self, k: int) -> np.ndarray:

@@ -150,7 +150,7 @@ def to_chain(net: Network, check_points: int = 8, seed: int = 0) -> Chain:
     layers: list[Affine | Activation] = []
     post = np.eye(net.n_inputs)  # maps the previous cut's flat value to the chain state
     post_off = np.zeros(net.n_inputs)
-    for src, act in zip(cuts, acts + [None]):
+    for src, act in zip(cuts, acts + [None], strict=True):
         target = act.inputs[0] if act is not None else net.output_name
         W, b = _segment(net, mod, src, target)
         W, b = W @ post, b + W @ post_off

@@ -188,7 +188,7 @@ class TorchNetwork(nn.Module):
             if homo:
                 args = [
                     torch.zeros_like(a) if i in self.const_nodes else a
-                    for a, i in zip(args, node.inputs)  # type: ignore[attr-defined]
+                    for a, i in zip(args, node.inputs, strict=True)  # type: ignore[attr-defined]
                 ]
             batch = max(a.shape[0] for a in args)
             args = [a.expand((batch,) + tuple(a.shape[1:])) for a in args]
@@ -262,7 +262,8 @@ def check_shapes(net: Network) -> None:
                 f"shape {[tuple(env[i].shape) for i in node.inputs]}: {e}"
             ) from None
         got = tuple(y.shape)
-        if got != node.shape and not (isinstance(node.op, O.Const) and prod(got) == prod(node.shape)):
+        same_size = prod(got) == prod(node.shape)
+        if got != node.shape and not (isinstance(node.op, O.Const) and same_size):
             raise ModelError(
                 f"node '{node.name}' ({type(node.op).__name__}) produces shape {got}, "
                 f"graph records {node.shape}"

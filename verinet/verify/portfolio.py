@@ -151,10 +151,10 @@ def _bounds_stage(chain: Chain, run: _Run, options: VerifyOptions) -> list[int]:
         idx = np.asarray(open_terms)
         lb2 = engines.alpha_crown_lower(chain, lo[idx], hi[idx], A[idx], run.deadline) - b[idx]
         best2 = lb2.max(axis=1)
-        for t, v in zip(open_terms, best2):
+        for t, v in zip(open_terms, best2, strict=True):
             if v > PROOF_TOL:
                 run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "alpha-crown", float(v))
-        open_terms = [t for t, v in zip(open_terms, best2) if v <= PROOF_TOL]
+        open_terms = [t for t, v in zip(open_terms, best2, strict=True) if v <= PROOF_TOL]
         run.timed("alpha_crown_s", t0)
     # Most likely violated first: a counterexample ends the search early.
     order = {t: float(best[t]) for t in open_terms}
