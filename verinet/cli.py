@@ -136,7 +136,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         timer.cancel()
     text = format_result(result)
     _write_out(args.out, text)
-    detail = f" ({result.reason.value})" if result.status.value == "unknown" else ""
+    detail = f" ({result.reason.value})" if result.vnncomp == "unknown" else ""
     print(f"{result.vnncomp}{detail}  [{result.seconds:.2f} s]")
     if result.message:
         log.info("%s", result.message)

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 Bounder = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 PROOF_TOL = 1e-9  # a row counts as proven only when its sound lower bound exceeds this
+PROGRESS_EVERY = 5.0  # seconds between progress log lines
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,12 @@ def input_bab(
     queue = [_Domains(lo_t[idx], hi_t[idx], idx)]
     size = len(idx)
     bounded = rounds = max_queue = 0
+    next_report = deadline.elapsed() + PROGRESS_EVERY
     while queue:
+        if deadline.elapsed() >= next_report:
+            log.info("input BaB: %d domains bounded, %d queued, %.1f s", bounded, size,
+                     deadline.elapsed())
+            next_report += PROGRESS_EVERY
         if deadline.expired():
             return InputBabOutcome(False, None, bounded, rounds, max_queue)
         dom = _pop(queue, options.batch)
