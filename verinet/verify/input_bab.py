@@ -56,17 +56,19 @@ class InputBabOutcome:
 
 @dataclass(frozen=True)
 class _Domains:
-    """A batch of domains: sub-boxes (N, n) and the term (N,) each one belongs to."""
+    """A batch of domains: sub-boxes (N, n), the term (N,) each one belongs to, and the
+    parent's best sound lower bound (N,), the priority (lowest first)."""
 
     lo: np.ndarray
     hi: np.ndarray
     term: np.ndarray
+    score: np.ndarray
 
     def __len__(self) -> int:
         return len(self.term)
 
     def take(self, idx: np.ndarray | slice) -> _Domains:
-        return _Domains(self.lo[idx], self.hi[idx], self.term[idx])
+        return _Domains(self.lo[idx], self.hi[idx], self.term[idx], self.score[idx])
 
     @staticmethod
     def concat(parts: list[_Domains]) -> _Domains:
@@ -74,7 +76,8 @@ class _Domains:
             return parts[0]
         return _Domains(np.concatenate([p.lo for p in parts]),
                         np.concatenate([p.hi for p in parts]),
-                        np.concatenate([p.term for p in parts]))
+                        np.concatenate([p.term for p in parts]),
+                        np.concatenate([p.score for p in parts]))
 
 
 def input_bab(
@@ -90,7 +93,7 @@ def input_bab(
     lo_t, hi_t, A, b = stacked_terms(prop)
     terms = list(range(len(prop.terms))) if terms is None else terms
     idx = np.asarray(terms, dtype=np.int64)
-    queue = [_Domains(lo_t[idx], hi_t[idx], idx)]
+    queue = [_Domains(lo_t[idx], hi_t[idx], idx, np.full(len(idx), -np.inf))]
     size = len(idx)
     bounded = rounds = max_queue = 0
     next_report = deadline.elapsed() + PROGRESS_EVERY
@@ -111,9 +114,9 @@ def input_bab(
         alive = lb[np.arange(len(dom)), best_row] <= PROOF_TOL
         if not alive.any():
             continue
-        dom = dom.take(alive)
+        dom = _Domains(dom.lo, dom.hi, dom.term, lb[np.arange(len(dom)), best_row]).take(alive)
         best_row, lam = best_row[alive], lam[alive]
-        cex = _check_centres(chain, dom, A, b, replayer)
+        cex = _check_candidates(chain, dom, lam, best_row, A, b, replayer)
         if cex is not None:
             return InputBabOutcome(False, cex, bounded, rounds, max_queue)
         queue.append(_split(dom, lam, best_row))
@@ -139,29 +142,33 @@ def _split(dom: _Domains, lam: np.ndarray, row: np.ndarray) -> _Domains:
     right_lo = dom.lo.copy()
     right_lo[rows, dim] = mid
     return _Domains(np.concatenate([dom.lo, right_lo]), np.concatenate([left_hi, dom.hi]),
-                    np.concatenate([dom.term, dom.term]))
+                    np.concatenate([dom.term, dom.term]), np.concatenate([dom.score, dom.score]))
 
 
 def _pop(queue: list[_Domains], n: int) -> _Domains:
-    """Take up to ``n`` domains from the end of the queue (depth first keeps it small)."""
-    parts = [queue.pop()]
-    count = len(parts[0])
-    while count < n and queue:
-        parts.insert(0, queue.pop())
-        count += len(parts[0])
-    dom = _Domains.concat(parts)
-    if len(dom) > n:
-        queue.append(dom.take(slice(0, len(dom) - n)))
-        dom = dom.take(slice(len(dom) - n, len(dom)))
-    return dom
+    """Take the ``n`` domains with the lowest parent bound (best first: the likeliest to
+    hold a counterexample, and the ones a proof must refine anyway)."""
+    dom = _Domains.concat(queue)
+    queue.clear()
+    if len(dom) <= n:
+        return dom
+    order = np.argpartition(dom.score, n)
+    queue.append(dom.take(order[n:]))
+    return dom.take(order[:n])
 
 
-def _check_centres(
-    chain: Chain, dom: _Domains, A: np.ndarray, b: np.ndarray, replayer: Replayer
+def _check_candidates(
+    chain: Chain, dom: _Domains, lam: np.ndarray, row: np.ndarray, A: np.ndarray,
+    b: np.ndarray, replayer: Replayer,
 ) -> Counterexample | None:
-    centre = (dom.lo + dom.hi) / 2.0
-    y = chain.forward(centre)
-    viol = (np.einsum("nkm,nm->nk", A[dom.term], y) - b[dom.term]).max(axis=1)
+    """Evaluate each domain's centre and the box vertex minimising its best row's linear
+    lower bound; replay the violating ones."""
+    coef = lam[np.arange(len(dom)), row]
+    vertex = np.where(coef >= 0, dom.lo, dom.hi)
+    x = np.concatenate([(dom.lo + dom.hi) / 2.0, vertex])
+    term = np.concatenate([dom.term, dom.term])
+    y = chain.forward(x)
+    viol = (np.einsum("nkm,nm->nk", A[term], y) - b[term]).max(axis=1)
     if (viol <= 0).any():
-        return replayer.confirm_batch(centre, dom.term, viol)
+        return replayer.confirm_batch(x, term, viol)
     return None
