@@ -229,6 +229,10 @@ _HIGHS_OPTIONS: dict[str, Any] = {
     "mip_abs_gap": 1e-7,
     "mip_feasibility_tolerance": 1e-9,
     "random_seed": 0,
+    # Proofs need the dual bound only; witnesses come from the attack and from B&B leaves.
+    # Measured on mnist-net_256x2 prop_6_0.03: terms 6/7 took 16.5/8.7 s at the default
+    # effort 0.05 and 12.1/4.8 s at 0.
+    "mip_heuristic_effort": 0.0,
 }
 
 
