@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,14 +11,6 @@ from verinet.ir import ops as O
 from verinet.ir.chain import to_chain
 from verinet.ir.graph import Network, Node
 from verinet.types import InputError, ModelError, UnsupportedModelError
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def weights(*shape: int, seed: int = 0) -> np.ndarray:

@@ -4,13 +4,12 @@ evaluator and onnxruntime, error reporting, and the shared benchmark models."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from verinet.ir import ops as O
@@ -21,15 +20,6 @@ from verinet.types import Box, InputError, ModelError, UnsupportedModelError
 
 F32 = TensorProto.FLOAT
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: thread hand-off costs more than it saves (and the CI box is shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- builders

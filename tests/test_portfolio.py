@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from onnx.reference import ReferenceEvaluator
 
-from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
+from tests.nets import float32_layers, random_layers, reference_eval, relu_network, relu_onnx
 from tests.oracle import exact_min_violation
 from verinet.ir.chain import to_chain
 from verinet.spec.property import Halfspaces, Property, Term
@@ -22,16 +21,6 @@ from verinet.verify.portfolio import VerifyOptions, verify
 
 MARGIN = 1e-6
 
-
-def _onnx_eval(model):
-    ref = ReferenceEvaluator(model)
-
-    def run(x):
-        return np.concatenate(
-            [ref.run(None, {"x": xi[None, :].astype(np.float32)})[0] for xi in np.atleast_2d(x)]
-        ).astype(np.float64)
-
-    return run
 
 
 @st.composite
@@ -60,7 +49,7 @@ def instances(draw):
 def _check_against_oracle(net, layers, prop, complete):
     chain = to_chain(net)
     exact = [exact_min_violation(chain, t.box, t.unsafe)[0] for t in prop.terms]
-    res = verify(net, prop, _onnx_eval(relu_onnx(layers)), timeout=30.0,
+    res = verify(net, prop, reference_eval(relu_onnx(layers)), timeout=30.0,
                  options=VerifyOptions(complete=complete, pgd=_fast_pgd()))
     if all(e > MARGIN for e in exact):
         assert res.status is not Status.FALSIFIED

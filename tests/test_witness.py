@@ -1,26 +1,14 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx.reference import ReferenceEvaluator
 
-from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
+from tests.nets import float32_layers, random_layers, reference_eval, relu_network, relu_onnx
 from verinet.attacks.property_pgd import PgdOptions, property_pgd
 from verinet.report.vnncomp import format_result
 from verinet.spec.property import Halfspaces, Property, Term
 from verinet.types import Box, Reason, Status
 from verinet.verify.result import VerificationResult
 from verinet.verify.witness import Replayer, snap_into_box
-
-
-def _onnx_eval(model):
-    ref = ReferenceEvaluator(model)
-
-    def run(x):
-        return np.concatenate(
-            [ref.run(None, {"x": xi[None, :].astype(np.float32)})[0] for xi in np.atleast_2d(x)]
-        ).astype(np.float64)
-
-    return run
 
 
 @given(st.lists(st.floats(-1, 1), min_size=1, max_size=6), st.floats(1e-9, 0.3))
@@ -42,7 +30,7 @@ def _net_and_prop(seed: int, sizes: list[int]):
     rng = np.random.default_rng(seed)
     layers = float32_layers(random_layers(rng, sizes))
     net = relu_network(layers)
-    onnx_eval = _onnx_eval(relu_onnx(layers))
+    onnx_eval = reference_eval(relu_onnx(layers))
     box = Box(-np.ones(sizes[0]), np.ones(sizes[0]))
     y0 = net.evaluate(box.center)
     label = int(np.argmax(y0))
