@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from onnx.reference import ReferenceEvaluator
 
 from verinet.ir import ops as O
 from verinet.ir.graph import Network, Node
@@ -69,15 +68,3 @@ def float32_layers(layers: Layers) -> Layers:
     return [(W.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64))
             for W, b in layers]
 
-
-def reference_eval(model: onnx.ModelProto):
-    """Flat (B, n) -> (B, m) float64 outputs of ``model`` (input ``x``) by onnx's reference
-    evaluator, one float32 sample at a time."""
-    ref = ReferenceEvaluator(model)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [ref.run(None, {"x": xi[None, :].astype(np.float32)})[0] for xi in np.atleast_2d(x)]
-        ).astype(np.float64)
-
-    return run

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.nets import float32_layers, random_layers, reference_eval, relu_network, relu_onnx
+from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
 from tests.oracle import exact_min_violation
 from verinet.ir.chain import to_chain
+from verinet.onnx_import.check import reference_evaluator
 from verinet.spec.property import Halfspaces, Property, Term
 from verinet.types import Box, Status
 from verinet.verify.portfolio import VerifyOptions, verify
@@ -49,7 +50,7 @@ def instances(draw):
 def _check_against_oracle(net, layers, prop, complete):
     chain = to_chain(net)
     exact = [exact_min_violation(chain, t.box, t.unsafe)[0] for t in prop.terms]
-    res = verify(net, prop, reference_eval(relu_onnx(layers)), timeout=30.0,
+    res = verify(net, prop, reference_evaluator(relu_onnx(layers)), timeout=30.0,
                  options=VerifyOptions(complete=complete, pgd=_fast_pgd()))
     if all(e > MARGIN for e in exact):
         assert res.status is not Status.FALSIFIED

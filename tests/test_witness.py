@@ -2,8 +2,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.nets import float32_layers, random_layers, reference_eval, relu_network, relu_onnx
+from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
 from verinet.attacks.property_pgd import PgdOptions, property_pgd
+from verinet.onnx_import.check import reference_evaluator
 from verinet.report.vnncomp import format_result
 from verinet.spec.property import Halfspaces, Property, Term
 from verinet.types import Box, Reason, Status
@@ -30,7 +31,7 @@ def _net_and_prop(seed: int, sizes: list[int]):
     rng = np.random.default_rng(seed)
     layers = float32_layers(random_layers(rng, sizes))
     net = relu_network(layers)
-    onnx_eval = reference_eval(relu_onnx(layers))
+    onnx_eval = reference_evaluator(relu_onnx(layers))
     box = Box(-np.ones(sizes[0]), np.ones(sizes[0]))
     y0 = net.evaluate(box.center)
     label = int(np.argmax(y0))
