@@ -8,7 +8,8 @@ Stages, each bounded by the shared deadline:
    proven unreachable when some row's sound lower bound is > 0.
 3. **complete search** on the terms left — input-splitting branch and bound when the
    input is low-dimensional (ACAS Xu), otherwise a MILP per term with big-M constants
-   from LP-tightened sound bounds.
+   from LP-tightened sound bounds; or, on request (``complete="relu-bab"``), branch and
+   bound over ReLU phases (:mod:`verinet.verify.relu_bab`).
 
 Nothing here catches internal errors: an exception propagates to the caller (the CLI
 reports ``error``); it never becomes a verdict.  Only confirmed witnesses give
@@ -33,6 +34,7 @@ from verinet.types import Reason, Status, UnsupportedModelError
 from verinet.verify import engines
 from verinet.verify.deadline import Deadline
 from verinet.verify.input_bab import InputBabOptions, input_bab
+from verinet.verify.relu_bab import ReluBabOptions, relu_bab
 from verinet.verify.result import TermOutcome, VerificationResult
 from verinet.verify.witness import OnnxEval, Replayer
 
@@ -49,14 +51,15 @@ class VerifyOptions:
     pgd: PgdOptions = PgdOptions()
     attack_fraction: float = 0.15   # share of the budget the first attack may use
     alpha_crown: bool = True
-    complete: str = "auto"          # auto | milp | input-bab | none
+    complete: str = "auto"          # auto | milp | input-bab | relu-bab | none
     milp_backend: str = "highs"
     input_split_max_dim: int = 16
     input_bab: InputBabOptions = InputBabOptions()
+    relu_bab: ReluBabOptions = ReluBabOptions()
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.complete not in ("auto", "milp", "input-bab", "none"):
+        if self.complete not in ("auto", "milp", "input-bab", "relu-bab", "none"):
             raise ValueError(f"unknown complete strategy {self.complete!r}")
         if self.milp_backend not in ("highs", "pulp"):
             raise ValueError(f"unknown MILP backend {self.milp_backend!r}")
@@ -121,6 +124,8 @@ def verify(
         strategy = "input-bab" if low_dim else "milp"
     if strategy == "input-bab":
         return _input_bab_stage(chain, run, remaining, options)
+    if strategy == "relu-bab":
+        return _relu_bab_stage(chain, run, remaining, options)
     return _milp_stage(chain, run, remaining, options)
 
 
@@ -177,6 +182,26 @@ def _input_bab_stage(
     if out.proven:
         for t in remaining:
             run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "input-bab")
+        return run.result(Status.VERIFIED, Reason.PROVEN_BY_BAB)
+    reason = Reason.TIMEOUT if run.deadline.expired() else Reason.INCOMPLETE
+    return run.result(Status.UNKNOWN, reason)
+
+
+def _relu_bab_stage(
+    chain: Chain, run: _Run, remaining: list[int], options: VerifyOptions
+) -> VerificationResult:
+    t0 = time.perf_counter()
+    out = relu_bab(chain, run.prop, run.replayer, run.deadline, remaining, options.relu_bab)
+    run.timed("relu_bab_s", t0)
+    run.stats["bab_domains"] = float(out.domains)
+    run.stats["bab_max_depth"] = float(out.max_depth)
+    run.stats["bab_max_queue"] = float(out.max_queue)
+    run.stats["bab_leaves"] = float(out.leaves)
+    if out.counterexample is not None:
+        return run.result(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, out.counterexample)
+    if out.proven:
+        for t in remaining:
+            run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "relu-bab")
         return run.result(Status.VERIFIED, Reason.PROVEN_BY_BAB)
     reason = Reason.TIMEOUT if run.deadline.expired() else Reason.INCOMPLETE
     return run.result(Status.UNKNOWN, reason)
