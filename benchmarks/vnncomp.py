@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/vnncomp.py ../shared/vnncomp/manifest.csv [--filter acasxu]
-        [--ids ID ...] [--timeout-scale 1.0] [--csv results.csv]
+        [--ids ID ...] [--timeout-scale 1.0] [--csv results.csv] [--verify-args "..."]
 
 Each instance runs as its own process (as in the competition), so its wall time includes
 start-up and model loading, and its peak resident memory is read from ``wait4``.  A
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -118,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ids", nargs="*", help="only these instance ids")
     ap.add_argument("--timeout-scale", type=float, default=1.0)
     ap.add_argument("--csv", type=Path, help="write per-instance results here")
-    ap.add_argument("extra", nargs="*", help="extra arguments for verinet verify (after --)")
+    ap.add_argument("--verify-args", default="",
+                    help='extra arguments for verinet verify, e.g. "--complete relu-bab"')
     args = ap.parse_args(argv)
     if not args.manifest.is_file():
         print(f"manifest not found: {args.manifest}", file=sys.stderr)
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     print(f"{'id':<42}{'expected':>9}{'got':>9}{'time_s':>8}{'abcrown':>9}{'MB':>7}  mark")
     for row in rows:
-        o = run_one(row, args.timeout_scale, args.extra)
+        o = run_one(row, args.timeout_scale, shlex.split(args.verify_args))
         outcomes.append(o)
         mark = "WRONG" if o.wrong else ("ok" if o.solved else "-")
         ab = f"{row.abcrown_time:.2f}" if row.abcrown_time is not None else "-"

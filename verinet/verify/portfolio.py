@@ -7,9 +7,9 @@ Stages, each bounded by the shared deadline:
 2. **bounds** — CROWN (then alpha-CROWN) lower bounds of every term's rows; a term is
    proven unreachable when some row's sound lower bound is > 0.
 3. **complete search** on the terms left — input-splitting branch and bound when the
-   input is low-dimensional (ACAS Xu), otherwise a MILP per term with big-M constants
-   from LP-tightened sound bounds; or, on request (``complete="relu-bab"``), branch and
-   bound over ReLU phases (:mod:`verinet.verify.relu_bab`).
+   input is low-dimensional (ACAS Xu), otherwise branch and bound over ReLU phases
+   (:mod:`verinet.verify.relu_bab`); on request (``complete="milp"``) a MILP per term with
+   big-M constants from LP-tightened sound bounds.
 
 Nothing here catches internal errors: an exception propagates to the caller (the CLI
 reports ``error``); it never becomes a verdict.  Only confirmed witnesses give
@@ -121,7 +121,9 @@ def verify(
     strategy = options.complete
     if strategy == "auto":
         low_dim = network.n_inputs <= options.input_split_max_dim
-        strategy = "input-bab" if low_dim else "milp"
+        # Measured on the 41 easier shared MNIST instances (timeouts scaled 0.2): ReLU BaB
+        # solved 41 in 138 s, the per-term MILP path 40 in 1128 s at full timeouts.
+        strategy = "input-bab" if low_dim else "relu-bab"
     if strategy == "input-bab":
         return _input_bab_stage(chain, run, remaining, options)
     if strategy == "relu-bab":
