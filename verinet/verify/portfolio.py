@@ -30,7 +30,7 @@ from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain, to_chain
 from verinet.ir.graph import Network
 from verinet.spec.property import Property
-from verinet.types import Reason, Status, UnsupportedModelError
+from verinet.types import Counterexample, Reason, Status, UnsupportedModelError
 from verinet.verify import engines
 from verinet.verify.deadline import Deadline
 from verinet.verify.input_bab import InputBabOptions, input_bab
@@ -179,14 +179,7 @@ def _input_bab_stage(
     run.timed("input_bab_s", t0)
     run.stats["bab_domains"] = float(out.domains_bounded)
     run.stats["bab_max_queue"] = float(out.max_queue)
-    if out.counterexample is not None:
-        return run.result(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, out.counterexample)
-    if out.proven:
-        for t in remaining:
-            run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "input-bab")
-        return run.result(Status.VERIFIED, Reason.PROVEN_BY_BAB)
-    reason = Reason.TIMEOUT if run.deadline.expired() else Reason.INCOMPLETE
-    return run.result(Status.UNKNOWN, reason)
+    return _bab_result(run, remaining, out.proven, out.counterexample, "input-bab")
 
 
 def _relu_bab_stage(
@@ -199,11 +192,18 @@ def _relu_bab_stage(
     run.stats["bab_max_depth"] = float(out.max_depth)
     run.stats["bab_max_queue"] = float(out.max_queue)
     run.stats["bab_leaves"] = float(out.leaves)
-    if out.counterexample is not None:
-        return run.result(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, out.counterexample)
-    if out.proven:
+    return _bab_result(run, remaining, out.proven, out.counterexample, "relu-bab")
+
+
+def _bab_result(
+    run: _Run, remaining: list[int], proven: bool, cex: Counterexample | None, method: str
+) -> VerificationResult:
+    """The verdict of a branch-and-bound search over the ``remaining`` terms."""
+    if cex is not None:
+        return run.result(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, cex)
+    if proven:
         for t in remaining:
-            run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "relu-bab")
+            run.outcomes[t] = TermOutcome(t, Status.VERIFIED, method)
         return run.result(Status.VERIFIED, Reason.PROVEN_BY_BAB)
     reason = Reason.TIMEOUT if run.deadline.expired() else Reason.INCOMPLETE
     return run.result(Status.UNKNOWN, reason)
