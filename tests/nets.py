@@ -8,6 +8,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from verinet.ir import ops as O
 from verinet.ir.graph import Network, Node
+from verinet.spec.property import Halfspaces, Property, Term
+from verinet.types import Box
 
 
 def random_layers(
@@ -68,3 +70,20 @@ def float32_layers(layers: Layers) -> Layers:
     return [(W.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64))
             for W, b in layers]
 
+
+
+def random_property(rng: np.random.Generator, net: Network, n_terms: int) -> Property:
+    """``n_terms`` random (box, 1-2 halfspace rows) terms with thresholds near values the
+    network reaches in the box, so both verdicts occur."""
+    n_in, n_out = net.n_inputs, net.n_outputs
+    terms = []
+    for _ in range(n_terms):
+        c = rng.uniform(-1, 1, n_in)
+        r = rng.uniform(0.05, 1.0, n_in)
+        box = Box(c - r, c + r)
+        k = int(rng.integers(1, 3))
+        A = rng.normal(size=(k, n_out))
+        y = net.evaluate(rng.uniform(box.lower, box.upper))
+        b = A @ y + rng.normal(0, 1.0, size=k)
+        terms.append(Term(box, Halfspaces(A, b)))
+    return Property(tuple(terms), n_in, n_out)

@@ -14,7 +14,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
+from tests.nets import float32_layers, random_layers, random_property, relu_network, relu_onnx
 from tests.oracle import exact_min_violation
 from verinet.bounds.split import Domains, SplitOptions, bound_splits
 from verinet.bounds.split_root import make_root
@@ -39,17 +39,7 @@ def instances(draw):
     n_out = draw(st.integers(1, 3))
     layers = float32_layers(random_layers(rng, [n_in, *hidden, n_out]))
     net = relu_network(layers)
-    terms = []
-    for _ in range(draw(st.integers(1, 2))):
-        c = rng.uniform(-1, 1, n_in)
-        r = rng.uniform(0.05, 1.0, n_in)
-        box = Box(c - r, c + r)
-        k = int(rng.integers(1, 3))
-        A = rng.normal(size=(k, n_out))
-        y = net.evaluate(rng.uniform(box.lower, box.upper))
-        b = A @ y + rng.normal(0, 1.0, size=k)  # thresholds near reachable values
-        terms.append(Term(box, Halfspaces(A, b)))
-    prop = Property(tuple(terms), n_in, n_out)
+    prop = random_property(rng, net, draw(st.integers(1, 2)))
     batch = draw(st.sampled_from([2, 64]))
     branching = draw(st.sampled_from(["fsb", "babsr", "intercept"]))
     return net, layers, prop, ReluBabOptions(batch=batch, split=SplitOptions(branching=branching))
