@@ -1,0 +1,1 @@
+"""Per-sample robustness sandwiches: certified lower bound, attack upper bound."""

@@ -1,0 +1,332 @@
+"""Certify one sample: attacks -> CROWN -> verdict at eps -> exact MILP -> bisection.
+
+Stages (each bounded by the sample's deadline; a stage that cannot run is skipped):
+
+1. **clean check** — a sample the network already misclassifies (ties count) gets the
+   exact radius 0 and is not certified.
+2. **attacks** — minimal-norm attacks (DeepFool, FMN, ...) give confirmed witnesses;
+   their smallest distance ``U`` is the first upper bound.
+3. **CROWN bisection** — CROWN on a grid of balls below ``U`` (batched): a sound lower bound.
+4. **verdict at eps** (when an eps is given and the bracket does not decide it) — the
+   complete verifier (:func:`verinet.verify.portfolio.verify`) on the robustness
+   property at eps.
+5. **exact radius** (``radius=True``, ReLU chains) — the MILP ``min t`` over the ball of
+   radius ``U`` (:func:`verinet.milp.radius.milp_radius`) with LP-tightened big-M; its
+   minimiser is replayed as a witness and its dual bound is the lower end.
+6. **bisection** with the complete verifier on what is left of the gap; an unknown
+   answer (timeout) lowers the probe instead of moving the bracket.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from verinet.certify.bracket import Bracket, Sample, confirm_witness
+from verinet.certify.crown_radius import certified_margins, crown_radius
+from verinet.certify.result import SampleReport, SampleStatus, Witness
+from verinet.ir.chain import Chain, to_chain
+from verinet.ir.graph import Network
+from verinet.spec.property import Property
+from verinet.types import InputError, Reason, Sandwich, Status, UnsupportedModelError
+from verinet.verify.deadline import Deadline
+from verinet.verify.portfolio import VerifyOptions
+from verinet.verify.portfolio import verify as portfolio_verify
+from verinet.verify.witness import OnnxEval
+
+log = logging.getLogger(__name__)
+
+ATTACKS = ("deepfool", "fmn", "pgd")
+
+
+def make_attack(name: str) -> object:
+    """A default-configured attack by name (see :data:`ATTACK_NAMES`)."""
+    from verinet import attacks as A
+
+    table = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD", "cw-l2": "CWL2", "cw-linf": "CWLinf",
+             "deepfool": "DeepFool", "fmn": "FMN"}
+    if name not in table:
+        raise InputError(f"unknown attack {name!r}; choose from {', '.join(table)}")
+    return getattr(A, table[name])()
+
+
+@dataclass(frozen=True)
+class CertifyOptions:
+    """Per-sample settings.  ``tolerance``: a radius is exact when its bracket is at most
+    this wide.  ``attacks``: names from :data:`verinet.attacks.REGISTRY`."""
+
+    eps: float | None = None
+    radius: bool = False
+    timeout: float = 60.0
+    tolerance: float = 1e-3
+    domain: tuple[float, float] = (0.0, 1.0)
+    attacks: tuple[str, ...] = ATTACKS
+    milp: bool = True
+    backend: str = "highs"
+    seed: int = 0
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
+
+    def __post_init__(self) -> None:
+        if self.eps is not None and (not math.isfinite(self.eps) or self.eps < 0):
+            raise InputError(f"eps must be a finite number >= 0, got {self.eps}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise InputError(f"timeout must be a positive number of seconds, got {self.timeout}")
+        if not self.tolerance > 0:
+            raise InputError(f"tolerance must be > 0, got {self.tolerance}")
+        if self.eps is None and not self.radius:
+            raise InputError("give an eps, ask for radii, or both")
+
+
+@dataclass
+class _Ctx:
+    """Everything one sample's stages share (mutable, private to this module)."""
+
+    network: Network
+    chain: Chain | None
+    onnx_eval: OnnxEval | None
+    sample: Sample
+    options: CertifyOptions
+    deadline: Deadline
+    rng: np.random.Generator
+    bracket: Bracket = field(default_factory=Bracket)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def timed(self, key: str, t0: float) -> None:
+        self.timings[key] = self.timings.get(key, 0.0) + time.monotonic() - t0
+
+
+def chain_or_none(network: Network) -> tuple[Chain | None, str]:
+    """The network's chain, or None with the reason it has none."""
+    try:
+        return to_chain(network), ""
+    except UnsupportedModelError as e:
+        return None, str(e)
+
+
+def certify_sample(network: Network, onnx_eval: OnnxEval | None, index: int, x0: np.ndarray,
+                   label: int, options: CertifyOptions, chain: Chain | None = None
+                   ) -> SampleReport:
+    """Certify one sample (``x0`` flat raw input) within ``options.timeout`` seconds."""
+    start = time.monotonic()
+    lo, hi = options.domain
+    n = network.n_inputs
+    sample = Sample(np.asarray(x0, dtype=np.float64).reshape(-1), int(label),
+                    (np.full(n, lo, dtype=np.float64), np.full(n, hi, dtype=np.float64)))
+    y = network.evaluate(sample.x0)
+    others = np.delete(np.arange(y.size), sample.label)
+    rival = int(others[np.argmax(y[others])])
+    if y[rival] >= y[sample.label]:
+        return _misclassified(index, sample, rival, options, start)
+    rng = np.random.default_rng([options.seed, index])
+    ctx = _Ctx(network, chain, onnx_eval, sample, options, Deadline(options.timeout, start), rng)
+    _attack_stage(ctx)
+    if ctx.chain is not None:
+        _crown_stage(ctx)
+    if options.eps is not None:
+        _eps_stage(ctx, options.eps)
+    if options.radius:
+        _bisection_stage(ctx)
+        if ctx.chain is not None and options.milp and ctx.chain.is_relu:
+            _milp_stage(ctx)
+    return _report(ctx, index, start)
+
+
+def _misclassified(index: int, sample: Sample, predicted: int, options: CertifyOptions,
+                   start: float) -> SampleReport:
+    w = Witness(sample.x0, predicted, 0.0, "clean")
+    status = SampleStatus.MISCLASSIFIED
+    return SampleReport(index, sample.label, predicted, status, Reason.WITNESS_CONFIRMED,
+                        options.eps, Sandwich(0.0, 0.0, "clean", "clean"), True, w,
+                        time.monotonic() - start, message="misclassified without perturbation")
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def _attack_stage(ctx: _Ctx) -> None:
+    t0 = time.monotonic()
+    for name in ctx.options.attacks:
+        if ctx.deadline.remaining() < 0.05 * ctx.options.timeout:
+            break
+        attack = make_attack(name)
+        if attack.minimal:
+            _run_attack(ctx, attack, name, None)
+        else:
+            _attack_bisection(ctx, attack, name)
+    ctx.timed("attacks", t0)
+
+
+def _run_attack(ctx: _Ctx, attack: object, name: str, eps: float | None) -> bool:
+    """Run one attack; offer its result as a witness; True if it was confirmed."""
+    s = ctx.sample
+    res = attack(ctx.network, s.x0[None, :], np.array([s.label]),  # type: ignore[operator]
+                 eps=eps, domain=(float(s.domain[0][0]), float(s.domain[1][0])), rng=ctx.rng)
+    if not bool(res.success[0]):
+        return False
+    w = confirm_witness(ctx.network, ctx.onnx_eval, s, res.x[0], name)
+    ctx.bracket.offer(w)
+    return w is not None
+
+
+def _attack_bisection(ctx: _Ctx, attack: object, name: str, steps: int = 6) -> None:
+    """A fixed-eps attack: at the requested eps, then bisection on eps below the best
+    witness (radius runs only); failures prove nothing."""
+    eps = ctx.options.eps
+    if eps is not None and ctx.bracket.upper > eps:
+        _run_attack(ctx, attack, name, eps)
+    if not ctx.options.radius:
+        return
+    lo, hi = 0.0, ctx.bracket.upper
+    if not math.isfinite(hi):
+        hi = ctx.sample.max_distance
+        if not _run_attack(ctx, attack, name, hi):
+            return
+        hi = ctx.bracket.upper
+    for _ in range(steps):
+        if ctx.deadline.remaining() < 0.05 * ctx.options.timeout:
+            return
+        mid = 0.5 * (lo + hi)
+        if _run_attack(ctx, attack, name, mid):
+            hi = ctx.bracket.upper
+        else:
+            lo = mid
+
+
+def _crown_stage(ctx: _Ctx) -> None:
+    assert ctx.chain is not None
+    t0 = time.monotonic()
+    top = ctx.bracket.upper
+    if ctx.options.eps is not None and not math.isfinite(top):
+        top = max(ctx.options.eps * 2.0, 1e-3)
+    eps = crown_radius(ctx.chain, ctx.sample.x0, ctx.sample.label,
+                       min(top, ctx.sample.max_distance), ctx.sample.domain,
+                       deadline=ctx.deadline)
+    if eps > 0:
+        ctx.bracket.prove_robust(eps, "crown")
+    ctx.timed("crown", t0)
+
+
+def _verify_at(ctx: _Ctx, eps: float, fraction: float) -> Status:
+    """Run the complete verifier at ``eps`` with a share of the remaining time."""
+    prop = Property.robustness(ctx.sample.ball(eps), ctx.sample.label, ctx.network.n_outputs)
+    sub = ctx.deadline.sub(fraction)
+    if sub.seconds < 0.05:
+        return Status.UNKNOWN
+    opts = replace(ctx.options.verify, seed=int(ctx.rng.integers(2**31)))
+    res = portfolio_verify(ctx.network, prop, ctx.onnx_eval, sub.seconds, opts, sub)
+    if res.status is Status.VERIFIED:
+        ctx.bracket.prove_robust(eps, "verify:" + res.reason.value)
+    elif res.status is Status.FALSIFIED:
+        assert res.counterexample is not None
+        ctx.bracket.offer(confirm_witness(ctx.network, ctx.onnx_eval, ctx.sample,
+                                          res.counterexample.x, "verify"))
+    else:
+        ctx.notes.append(f"eps {eps:.6g}: {res.reason.value}")
+    return res.status
+
+
+def _eps_stage(ctx: _Ctx, eps: float) -> None:
+    b = ctx.bracket
+    if b.upper <= eps or b.robust_at >= eps:
+        return
+    t0 = time.monotonic()
+    _verify_at(ctx, eps, 0.5 if ctx.options.radius else 1.0)
+    ctx.timed("verify", t0)
+
+
+def _milp_stage(ctx: _Ctx) -> None:
+    from verinet.bounds.crown import crown_layer_bounds
+    from verinet.milp.radius import milp_radius
+    from verinet.milp.tighten import Tightening, tighten_bounds
+
+    b, chain, s = ctx.bracket, ctx.chain, ctx.sample
+    assert chain is not None
+    if b.gap <= ctx.options.tolerance or ctx.deadline.expired():
+        return
+    t0 = time.monotonic()
+    R = min(b.upper, s.max_distance)
+    box = s.ball(R)
+    bounds = crown_layer_bounds(chain, box)
+    bounds = tighten_bounds(chain, box, bounds, Tightening.LP, ctx.options.backend,
+                            time_budget=0.2 * ctx.deadline.remaining())
+    margins = certified_margins(chain, s.x0, s.label, np.array([R]), s.domain)[0]
+    classes = [j for j in range(chain.n_outputs) if j != s.label]
+    first = b.witness.predicted if b.witness is not None else -1
+    order = sorted((j for j, m in zip(classes, margins, strict=True) if m <= 0),
+                   key=lambda j: (j != first, float(margins[classes.index(j)])))
+    out = milp_radius(chain, s.x0, s.label, box, bounds, order, b.lower,
+                      0.8 * ctx.deadline.remaining(), ctx.options.backend)
+    ctx.timed("milp", t0)
+    if out.candidate is not None:
+        _offer_milp_candidate(ctx, out.candidate, out.objective)
+    if out.lower > b.lower:
+        b.prove_lower(out.lower, "milp", tol=1e-6)
+
+
+def _offer_milp_candidate(ctx: _Ctx, x: np.ndarray, t: float) -> None:
+    """The MILP minimiser sits on the decision boundary up to solver tolerances: push it
+    slightly outward until the replay confirms it (or give up)."""
+    s = ctx.sample
+    d = x - s.x0
+    for grow in (0.0, 1e-7, 1e-6, 1e-5, 1e-4, ctx.options.tolerance / 4):
+        step = grow * max(t, 1e-9)
+        x1 = s.x0 + d * (1.0 + grow) + np.sign(d) * step * (grow > 0)
+        if ctx.bracket.offer(confirm_witness(ctx.network, ctx.onnx_eval, s, x1, "milp")):
+            return
+
+
+def _bisection_stage(ctx: _Ctx) -> None:
+    """Close the bracket with the complete verifier.  The first probe sits just below the
+    closest witness (minimal-norm attacks are usually within a few percent of the radius,
+    so one proof there often ends the search); later probes bisect.  An unknown answer
+    caps later probes below it (the bracket itself moves only on proofs and witnesses).
+    The MILP stage after this one gets at least ``milp_share`` of the remaining time."""
+    b, tol = ctx.bracket, ctx.options.tolerance
+    cap = min(b.upper, ctx.sample.max_distance)
+    first = math.isfinite(b.upper)
+    t0 = time.monotonic()
+    share = 0.25 if ctx.options.milp else 0.34
+    while min(b.upper, cap) - b.lower > tol and ctx.deadline.remaining() > 0.5:
+        top = min(b.upper, cap)
+        probe = top - 0.9 * tol if first else 0.5 * (b.lower + top)
+        first = False
+        if _verify_at(ctx, probe, share) is Status.UNKNOWN:
+            cap = probe
+    ctx.timed("bisection", t0)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _proof_reason(method: str) -> Reason:
+    if method == "milp":
+        return Reason.PROVEN_BY_MILP
+    if method.startswith("verify:"):
+        return Reason(method.split(":", 1)[1])
+    return Reason.PROVEN_BY_BOUNDS
+
+
+def _report(ctx: _Ctx, index: int, start: float) -> SampleReport:
+    b, eps, opts = ctx.bracket, ctx.options.eps, ctx.options
+    status, reason = SampleStatus.NOT_ASKED, Reason.NONE
+    if eps is not None:
+        if b.upper <= eps:
+            status, reason = SampleStatus.FALSIFIED, Reason.WITNESS_CONFIRMED
+        elif b.robust_at >= eps or b.lower > eps:
+            status = SampleStatus.VERIFIED
+            reason = _proof_reason(b.robust_by if b.robust_at >= eps else b.lower_by)
+        else:
+            status = SampleStatus.UNKNOWN
+            reason = Reason.TIMEOUT if ctx.deadline.expired() else Reason.INCOMPLETE
+    sandwich = b.sandwich()
+    exact = sandwich.gap <= opts.tolerance
+    w = b.witness
+    predicted = int(np.argmax(ctx.network.evaluate(ctx.sample.x0)))
+    return SampleReport(index, ctx.sample.label, predicted, status, reason, eps, sandwich,
+                        exact, w, time.monotonic() - start, tuple(sorted(ctx.timings.items())),
+                        "; ".join(ctx.notes))

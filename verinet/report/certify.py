@@ -1,0 +1,296 @@
+"""Reports of ``verinet certify``: JSON (schema ``certify_schema.json``), CSV and a text table.
+
+JSON layout (draft 2020-12 schema in ``certify_schema.json``)::
+
+    {"verinet": version, "model", "data", "eps", "tolerance", "seed", "settings", "seconds",
+     "summary": {n, correct, clean_accuracy, verified, falsified, unknown,
+                 certified_accuracy, empirical_accuracy, exact_radii},
+     "curves": {"eps": [...], "certified": [...], "empirical": [...]},
+     "samples": [{index, label, predicted, status, reason, eps, radius, witness, seconds,
+                  timings, message}, ...]}
+
+JSON has no infinity or NaN: ``radius.upper = null`` means no adversarial example was
+found (upper bound +inf); any other ``null`` number means "not available" (no eps, no
+samples).  ``status``/``reason``/guarantees are the enum values of
+:class:`~verinet.certify.result.SampleStatus`, :class:`~verinet.types.Reason` and
+:class:`~verinet.types.Guarantee`.
+
+Curves grid (:func:`curve_grid`): 0, the run's eps and every finite radius end (and
+per-sample eps) in [0, 1], sorted and unique; beyond 1 nothing changes because the ball
+covers the whole input domain.  These are the only points where the curves can change,
+so the values are exact step functions (constant from one grid point to the next, except
+just after an eps at which samples were verified).  Above ``MAX_CURVE_POINTS`` points the
+grid is thinned to evenly spaced ranks, keeping 0, the largest point and the run's eps.
+
+Writers are atomic (temp file + rename), so rewriting the report after every sample
+never leaves a half-written file and keeps earlier results if a later write fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from verinet import __version__
+from verinet.certify.result import CertifyReport, SampleReport, SampleStatus, Witness
+from verinet.types import Guarantee, InputError, Reason, Sandwich, SoundnessError
+
+SCHEMA_PATH = Path(__file__).with_name("certify_schema.json")
+MAX_CURVE_POINTS = 201
+CSV_COLUMNS = ("index", "label", "predicted", "status", "reason", "eps", "lower", "upper",
+               "lower_by", "upper_by", "exact", "seconds")
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of :func:`report_to_dict`'s output."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+# ----------------------------------------------------------------------------- curves
+
+
+def curve_grid(report: CertifyReport, max_points: int = MAX_CURVE_POINTS) -> np.ndarray:
+    """Sorted eps values at which the robust-accuracy curves can change (see module doc)."""
+    pts = [0.0] + ([report.eps] if report.eps is not None else [])
+    for r in report.samples:
+        if r.eps is not None:
+            pts.append(r.eps)
+        if r.radius is not None:
+            pts += [r.radius.lower, r.radius.upper]
+    grid = np.unique([p for p in pts if math.isfinite(p) and 0.0 <= p <= 1.0])
+    if grid.size > max_points:
+        ranks = np.unique(np.round(np.linspace(0, grid.size - 1, max_points)).astype(int))
+        grid = np.union1d(grid[ranks], [report.eps] if report.eps is not None else [])
+    return grid
+
+
+# ----------------------------------------------------------------------------- to / from dict
+
+
+def _num(v: float | None) -> float | None:
+    """A JSON number, or None for a missing or non-finite value."""
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _jsonable(v: object) -> object:
+    """A JSON-safe copy of a settings value (non-finite floats become None)."""
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, np.generic):
+        return _jsonable(v.item())
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return _num(v)
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_jsonable(u) for u in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(u) for k, u in v.items()}
+    return str(v.value if hasattr(v, "value") else v)
+
+
+def _radius_dict(r: SampleReport) -> dict[str, Any] | None:
+    s = r.radius
+    if s is None:
+        return None
+    return {"lower": _num(s.lower), "upper": _num(s.upper), "lower_by": s.lower_by,
+            "upper_by": s.upper_by, "lower_guarantee": s.lower_guarantee.value,
+            "upper_guarantee": s.upper_guarantee.value, "exact": r.exact}
+
+
+def _sample_dict(r: SampleReport) -> dict[str, Any]:
+    w = r.witness
+    return {
+        "index": r.index, "label": r.label, "predicted": r.predicted,
+        "status": r.status.value, "reason": r.reason.value, "eps": _num(r.eps),
+        "radius": _radius_dict(r),
+        "witness": None if w is None else {
+            "distance": float(w.distance), "predicted": w.predicted, "method": w.method,
+            "x": [float(v) for v in w.x]},
+        "seconds": float(r.seconds), "timings": {k: float(t) for k, t in r.timings},
+        "message": r.message,
+    }
+
+
+def report_to_dict(report: CertifyReport) -> dict[str, Any]:
+    """The report as JSON-ready plain data (layout in the module docstring)."""
+    s = report.summary()
+    grid = curve_grid(report)
+    cert, emp = report.curves(grid)
+    return {
+        "verinet": __version__, "model": report.model, "data": report.data,
+        "eps": _num(report.eps), "tolerance": float(report.tolerance), "seed": report.seed,
+        "settings": {str(k): _jsonable(v) for k, v in report.settings},
+        "seconds": float(report.seconds),
+        "summary": {
+            "n": s.n, "correct": s.correct, "clean_accuracy": _num(s.clean_accuracy),
+            "verified": s.verified, "falsified": s.falsified, "unknown": s.unknown,
+            "certified_accuracy": _num(s.certified_accuracy),
+            "empirical_accuracy": _num(s.empirical_accuracy), "exact_radii": s.exact_radii,
+        },
+        "curves": {"eps": grid.tolist(), "certified": cert.tolist(), "empirical": emp.tolist()},
+        "samples": [_sample_dict(r) for r in report.samples],
+    }
+
+
+def _sample_from_dict(d: dict[str, Any]) -> SampleReport:
+    rd, wd = d["radius"], d["witness"]
+    radius = None if rd is None else Sandwich(
+        rd["lower"], math.inf if rd["upper"] is None else rd["upper"], rd["lower_by"],
+        rd["upper_by"], Guarantee(rd["lower_guarantee"]), Guarantee(rd["upper_guarantee"]))
+    witness = None if wd is None else Witness(
+        np.asarray(wd["x"], dtype=np.float64), wd["predicted"], wd["distance"], wd["method"])
+    return SampleReport(
+        d["index"], d["label"], d["predicted"], SampleStatus(d["status"]), Reason(d["reason"]),
+        d["eps"], radius, bool(rd is not None and rd["exact"]), witness, d["seconds"],
+        tuple(d["timings"].items()), d["message"])
+
+
+def report_from_dict(d: dict[str, Any]) -> CertifyReport:
+    """Rebuild a report from :func:`report_to_dict`'s output (e.g. to re-plot it)."""
+    try:
+        return CertifyReport(
+            d["model"], d["data"], tuple(_sample_from_dict(s) for s in d["samples"]),
+            d["eps"], d["tolerance"], d["seed"], tuple(d["settings"].items()), d["seconds"])
+    except (KeyError, TypeError, ValueError, AttributeError, SoundnessError) as e:
+        raise InputError(f"not a verinet certify report: {type(e).__name__}: {e}") from None
+
+
+def read_json(path: str | os.PathLike[str]) -> CertifyReport:
+    """Read a report written by :func:`write_json`."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read report {p}: {' '.join(str(e).split())}") from None
+    return report_from_dict(d)
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+def _atomic_write(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temp file beside ``path`` and rename it over ``path``."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise InputError(f"cannot write {p}: {e.strerror or e}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def format_json(report: CertifyReport) -> str:
+    """The JSON text (strict: no NaN or Infinity literals)."""
+    return json.dumps(report_to_dict(report), indent=1, allow_nan=False) + "\n"
+
+
+def write_json(report: CertifyReport, path: str | os.PathLike[str]) -> None:
+    """Write the JSON report atomically; on any failure the previous file is untouched."""
+    _atomic_write(path, format_json(report))
+
+
+def _csv_num(v: float | None) -> str:
+    return "" if v is None else repr(float(v))
+
+
+def format_csv(report: CertifyReport) -> str:
+    """One row per sample with :data:`CSV_COLUMNS`; ``upper`` is ``inf`` when no
+    adversarial example was found; empty cells mean "not available"."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in report.samples:
+        s = r.radius
+        ends = ["", "", "", ""] if s is None else [
+            _csv_num(s.lower), _csv_num(s.upper), s.lower_by, s.upper_by]
+        w.writerow([r.index, r.label, r.predicted, r.status.value, r.reason.value,
+                    _csv_num(r.eps), *ends, "true" if r.exact else "false",
+                    _csv_num(r.seconds)])
+    return buf.getvalue()
+
+
+def write_csv(report: CertifyReport, path: str | os.PathLike[str]) -> None:
+    """Write :func:`format_csv` atomically."""
+    _atomic_write(path, format_csv(report))
+
+
+# ----------------------------------------------------------------------------- table
+
+
+def _g(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _row(r: SampleReport) -> list[str]:
+    s = r.radius
+    notes = [r.reason.value] if r.status is SampleStatus.UNKNOWN else []
+    notes += [r.message] if r.message else []
+    ends = ["-", "-", ""] if s is None else [
+        _g(s.lower), _g(s.upper), f"{s.lower_by or '-'}/{s.upper_by or '-'}"]
+    return [str(r.index), str(r.label), str(r.predicted), r.status.value, ends[0], ends[1],
+            "yes" if r.exact else "", ends[2], f"{r.seconds:.2f}", "; ".join(notes)]
+
+
+def _share(k: int, n: int) -> str:
+    return f"{k}/{n} = {100.0 * k / n:.1f}%" if n else f"{k}/0"
+
+
+def _summary_lines(report: CertifyReport) -> list[str]:
+    s = report.summary()
+    lines = [f"samples            {s.n} (model {report.model}, data {report.data})",
+             f"clean accuracy     {_share(s.correct, s.n)}"]
+    if report.eps is None or s.verified is None or s.falsified is None:
+        lines.append("robust accuracy    - (no eps given: radii only)")
+    else:
+        lines += [
+            f"at eps = {report.eps:g} (L-inf, raw inputs):",
+            f"  certified robust {_share(s.verified, s.n)}  (proven: lower bound)",
+            f"  empirical robust {_share(s.correct - s.falsified, s.n)}  (no adversarial "
+            f"example found: upper bound; {s.falsified} falsified)",
+            f"  unknown          {s.unknown}, misclassified {s.n - s.correct}",
+        ]
+    radii = [r.radius for r in report.samples if r.correct and r.radius is not None]
+    if radii:
+        lo = float(np.median([r.lower for r in radii]))
+        hi = float(np.median([r.upper for r in radii]))
+        lines.append(f"median radius      [{lo:.4g}, {hi:.4g}] over {len(radii)} correct samples")
+    lines += [f"exact radii        {_share(s.exact_radii, s.n)} (tolerance {report.tolerance:g})",
+              f"time               {report.seconds:.1f} s"]
+    return lines
+
+
+def format_table(report: CertifyReport) -> str:
+    """A plain-text table (one line per sample; the note is the reason of an unknown
+    verdict and the sample's message) followed by the summary block."""
+    head = ["index", "label", "pred", "status", "lower", "upper", "exact", "by", "seconds",
+            "note"]
+    rows = [head] + [_row(r) for r in report.samples]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    left = {3, 7, 9}  # text columns; numbers are right-aligned
+
+    def fmt(row: list[str]) -> str:
+        cells = [c.ljust(w) if i in left else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        return "  ".join(cells).rstrip()
+
+    rule = "-" * max(len(fmt(r)) for r in rows)
+    lines = [fmt(head), rule] + [fmt(r) for r in rows[1:]]
+    return "\n".join(lines + [""] + _summary_lines(report)) + "\n"
