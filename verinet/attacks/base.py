@@ -1,0 +1,290 @@
+"""The attack contract: a final public call around a per-attack ``run`` (foolbox style).
+
+:meth:`Attack.__call__` validates the input, lowers the network to torch once, builds each
+sample's region (the L-inf ball of ``eps`` around ``x0`` intersected with the domain),
+calls :meth:`Attack.run`, and then *always* clips the candidates to the region (float64),
+re-runs the IR in float64 and re-checks the robustness property exactly as the verifier
+does (:meth:`Property.violated_by`, ties count as misclassified).  A subclass only
+proposes points; it can never report a success the IR does not confirm.
+
+Attacks work on logits: a trailing Softmax is stripped for the search (it preserves the
+argmax), success is still checked on the full network.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, final
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from verinet.ir import ops as O
+from verinet.ir.graph import Network
+from verinet.ir.torch import torch_network
+from verinet.spec.property import Property
+from verinet.types import Box, InputError
+
+log = logging.getLogger(__name__)
+
+Model = Callable[[Tensor], Tensor]
+Domain = tuple[float, float] | Box
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """Per-sample outcome, confirmed on the float64 IR.
+
+    ``x`` (N, n) float64: the best point per sample in raw input space (``x0`` where the
+    attack failed); ``success`` (N,): misclassified by the IR (ties count) and inside the
+    region; ``distance`` (N,): ``||x - x0||_inf`` for successes, ``inf`` otherwise;
+    ``predicted`` (N,): the IR's argmax at ``x``.
+    """
+
+    x: np.ndarray
+    success: np.ndarray
+    distance: np.ndarray
+    predicted: np.ndarray
+    attack: str
+    seconds: float
+
+
+class Attack(abc.ABC):
+    """Base of every attack.  Subclasses set ``name`` and ``minimal`` and implement
+    :meth:`run`; the public :meth:`__call__` is final (overriding it raises TypeError).
+
+    Fixed-epsilon attacks (``minimal = False``) need ``eps``; minimal-norm attacks treat
+    ``eps`` as an optional cap and search the whole domain when it is None.
+    """
+
+    name: ClassVar[str]
+    minimal: ClassVar[bool]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__call__" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} overrides Attack.__call__; implement run() instead")
+
+    @final
+    def __call__(
+        self,
+        network: Network,
+        x0: np.ndarray,
+        labels: np.ndarray | int,
+        *,
+        eps: float | np.ndarray | None,
+        domain: Domain = (0.0, 1.0),
+        rng: np.random.Generator | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> AttackResult:
+        """Attack samples ``x0`` (N, n) or (n,) with true ``labels`` (N,) or a scalar.
+
+        ``eps``: a scalar or one radius per sample (raw input space); ``domain``: scalar
+        bounds or a :class:`Box` of per-coordinate bounds; ``rng`` seeds the attack's
+        torch generator (default: seed 0), so equal seeds give equal results.
+        Raises :class:`InputError` on bad input.
+        """
+        start = time.perf_counter()
+        x0a, lab, eps_a = _check_inputs(network, x0, labels, eps, self.minimal)
+        lo, hi = _region(x0a, eps_a, domain)
+        if x0a.shape[0] == 0:
+            empty = np.zeros(0)
+            return AttackResult(x0a, empty.astype(bool), empty, empty.astype(np.int64),
+                                self.name, time.perf_counter() - start)
+        model = _logit_module(network, dtype, device)
+        seed = int((rng if rng is not None else np.random.default_rng(0)).integers(2**62))
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed)
+
+        def t(a: np.ndarray) -> Tensor:
+            return torch.as_tensor(a, dtype=dtype, device=device)
+
+        eps_t = None if eps_a is None else t(eps_a)
+        labels_t = torch.as_tensor(lab, dtype=torch.long, device=device)
+        cand = self.run(model, t(x0a), labels_t, eps_t, t(lo), t(hi), gen)
+        if tuple(cand.shape) != x0a.shape:
+            raise RuntimeError(f"{self.name}.run returned shape {tuple(cand.shape)}, "
+                               f"expected {x0a.shape}")
+        x = cand.detach().to("cpu", torch.float64).numpy()
+        return _confirm(network, x0a, lab, x, lo, hi, self, time.perf_counter() - start)
+
+    @abc.abstractmethod
+    def run(self, model: Model, x0: Tensor, labels: Tensor, eps: Tensor | None,
+            lo: Tensor, hi: Tensor, gen: torch.Generator) -> Tensor:
+        """Candidate points (N, n) for samples ``x0`` (N, n) with ``labels`` (N,) long.
+
+        ``model`` maps (B, n) inputs to (B, m) logits; ``lo``/``hi`` (N, n) bound each
+        sample's region (ball ∩ domain; a point outside is clipped afterwards); ``eps``
+        (N,) is the ball radius (None: uncapped minimal attack); ``gen`` is the only
+        randomness allowed.  All tensors share the attack's dtype and device.
+        """
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def margin_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """``max_{j != l} f_j - f_l`` per sample (N,): >= 0 iff misclassified (ties count)."""
+    own = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.scatter(1, labels[:, None], float("-inf"))
+    return others.amax(dim=1) - own
+
+
+def is_adversarial(logits: Tensor, labels: Tensor) -> Tensor:
+    """Misclassified with a margin of 256 ulps of the logits' scale (N,) bool.
+
+    The slack makes a point found in float32 survive the float64 re-check in
+    :meth:`Attack.__call__`, which uses tolerance 0.
+    """
+    tol = 256 * torch.finfo(logits.dtype).eps * (1 + logits.detach().abs().amax(dim=1))
+    return margin_loss(logits.detach(), labels) >= tol
+
+
+def linf(x: Tensor, x0: Tensor) -> Tensor:
+    """``||x - x0||_inf`` per row (N,)."""
+    return (x - x0).abs().amax(dim=1)
+
+
+class BestAdversarial:
+    """The smallest-L-inf adversarial point seen per sample (minimal-norm attacks)."""
+
+    def __init__(self, x0: Tensor) -> None:
+        self.x0 = x0
+        self.x = x0.clone()
+        self.dist = torch.full((x0.shape[0],), float("inf"), dtype=x0.dtype, device=x0.device)
+
+    @property
+    def found(self) -> Tensor:
+        return torch.isfinite(self.dist)
+
+    def update(self, x: Tensor, logits: Tensor, labels: Tensor) -> Tensor:
+        """Record adversarial rows of ``x`` closer than the best so far; return the
+        adversarial mask (N,)."""
+        x = x.detach()
+        adv = is_adversarial(logits, labels)
+        d = linf(x, self.x0)
+        take = adv & (d < self.dist)
+        self.x = torch.where(take[:, None], x, self.x)
+        self.dist = torch.where(take, d, self.dist)
+        return adv
+
+
+def _check_inputs(net: Network, x0: Any, labels: Any, eps: Any,
+                  minimal: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validated float64 x0 (N, n), int64 labels (N,) and eps (N,) or None."""
+    x = np.asarray(x0, dtype=np.float64)
+    x = x.reshape(1, -1) if x.ndim == 1 else x
+    if x.ndim != 2 or x.shape[1] != net.n_inputs:
+        raise InputError(f"x0 has shape {np.shape(x0)}, expected (N, {net.n_inputs}) "
+                         f"or ({net.n_inputs},)")
+    if not np.isfinite(x).all():
+        raise InputError("x0 contains NaN or infinite values")
+    m = net.n_outputs
+    if m < 2:
+        raise InputError(f"an attack needs at least 2 outputs, the model has {m}")
+    lab = np.asarray(labels)
+    if lab.dtype == bool or not np.issubdtype(lab.dtype, np.integer):
+        raise InputError(f"labels must be integers, got dtype {lab.dtype}")
+    lab = np.broadcast_to(lab, (x.shape[0],)) if lab.ndim == 0 else lab
+    if lab.shape != (x.shape[0],):
+        raise InputError(f"labels have shape {lab.shape}, expected ({x.shape[0]},)")
+    if ((lab < 0) | (lab >= m)).any():
+        raise InputError(f"labels must lie in [0, {m}), got {lab.min()}..{lab.max()}")
+    if eps is None:
+        if not minimal:
+            raise InputError("this attack needs eps (only minimal-norm attacks accept None)")
+        return x, lab.astype(np.int64), None
+    e = np.asarray(eps, dtype=np.float64)
+    if e.ndim > 1 or (e.ndim == 1 and e.shape != (x.shape[0],)):
+        raise InputError(f"eps has shape {e.shape}, expected a scalar or ({x.shape[0]},)")
+    if not np.isfinite(e).all() or (e < 0).any():
+        raise InputError(f"eps must be finite and >= 0, got {eps}")
+    return x, lab.astype(np.int64), np.broadcast_to(e, (x.shape[0],)).copy()
+
+
+def _region(x0: np.ndarray, eps: np.ndarray | None,
+            domain: Domain) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample (lo, hi) (N, n) of the ball ∩ domain, with ``hi - x0 <= eps`` and
+    ``x0 - lo <= eps`` exact in float64 (bounds nudged inward by an ulp where needed)."""
+    if isinstance(domain, Box):
+        if domain.dim != x0.shape[1]:
+            raise InputError(f"domain box has {domain.dim} inputs, expected {x0.shape[1]}")
+        dlo, dhi = domain.lower[None, :], domain.upper[None, :]
+    else:
+        try:
+            a, b = (float(v) for v in domain)
+        except (TypeError, ValueError):
+            raise InputError(f"domain must be (lo, hi) or a Box, got {domain!r}") from None
+        if np.isnan(a) or np.isnan(b) or a > b:
+            raise InputError(f"domain ({a}, {b}) is empty or NaN")
+        dlo, dhi = np.full((1, x0.shape[1]), a), np.full((1, x0.shape[1]), b)
+    if ((x0 < dlo) | (x0 > dhi)).any():
+        raise InputError("x0 lies outside the domain")
+    lo, hi = np.broadcast_to(dlo, x0.shape).copy(), np.broadcast_to(dhi, x0.shape).copy()
+    if eps is not None:
+        e = eps[:, None]
+        lo, hi = np.maximum(lo, x0 - e), np.minimum(hi, x0 + e)
+        for _ in range(4):  # rounding of x0 +- eps can overshoot by an ulp
+            over, under = hi - x0 > e, x0 - lo > e
+            hi[over] = np.nextafter(hi[over], -np.inf)
+            lo[under] = np.nextafter(lo[under], np.inf)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise InputError("the attack region is unbounded: give eps or a finite domain")
+    return lo, hi
+
+
+def _logit_module(net: Network, dtype: torch.dtype,
+                  device: str | torch.device) -> torch.nn.Module:
+    """The torch lowering of the network's logits on ``device``.
+
+    A trailing Softmax over the whole output is dropped (argmax is unchanged).  The
+    cached CPU module is shared; other devices get a copy so the cache stays on the CPU.
+    """
+    last = net.nodes[-1] if net.nodes else None
+    if (last is not None and isinstance(last.op, O.Softmax) and last.name == net.output_name
+            and last.shape[last.op.axis] == net.n_outputs):
+        logit_net = net.__dict__.get("_attack_logits")
+        if logit_net is None:
+            logit_net = Network(net.input_name, net.input_shape, net.nodes[:-1],
+                                last.inputs[0], f"{net.name}/logits")
+            net.__dict__["_attack_logits"] = logit_net
+        log.info("network ends in Softmax: attacking the logits of '%s'", last.inputs[0])
+        net = logit_net
+    module = torch_network(net, dtype)
+    if torch.device(device).type != "cpu":
+        module = copy.deepcopy(module).to(device)
+    return module
+
+
+def _confirm(net: Network, x0: np.ndarray, lab: np.ndarray, x: np.ndarray,
+             lo: np.ndarray, hi: np.ndarray, attack: Attack, seconds: float) -> AttackResult:
+    """Clip candidates to the region, re-run the float64 IR, re-check the property."""
+    x = np.clip(np.where(np.isfinite(x), x, x0), lo, hi)
+    n = x0.shape[0]
+    y = net.evaluate(np.concatenate([x, x0]))
+    ok_x = _misclassified(x, y[:n], lab, lo, hi, net.n_outputs)
+    ok_0 = _misclassified(x0, y[n:], lab, lo, hi, net.n_outputs)
+    use_x = ok_x & ~(ok_0 & attack.minimal)  # a misclassified x0 is the minimal answer
+    x_out = np.where(use_x[:, None], x, x0)
+    y_out = np.where(use_x[:, None], y[:n], y[n:])
+    success = ok_x | ok_0
+    dist = np.where(success, np.abs(x_out - x0).max(axis=1, initial=0.0), np.inf)
+    log.debug("%s: %d/%d samples fooled", attack.name, int(success.sum()), n)
+    return AttackResult(x_out, success, dist, np.argmax(y_out, axis=1), attack.name, seconds)
+
+
+def _misclassified(x: np.ndarray, y: np.ndarray, lab: np.ndarray, lo: np.ndarray,
+                   hi: np.ndarray, m: int) -> np.ndarray:
+    """Per sample: ``x`` in its region and ``y`` in the robustness property's unsafe set."""
+    out = np.zeros(x.shape[0], dtype=bool)
+    for i in range(x.shape[0]):
+        prop = Property.robustness(Box(lo[i], hi[i]), int(lab[i]), m)
+        out[i] = prop.violated_by(x[i], y[i]) >= 0
+    return out
