@@ -159,10 +159,10 @@ class TorchNetwork(nn.Module):
         for node in self.net.nodes:
             if node.name in env or node.name not in needed:
                 continue
-            env[node.name] = self._apply(node, env, homogeneous)
+            env[node.name] = self._apply_node(node, env, homogeneous)
         return {t: env[t] for t in targets}
 
-    def _apply(self, node: O.Op | object, env: dict[str, Tensor], homo: bool) -> Tensor:
+    def _apply_node(self, node: O.Op | object, env: dict[str, Tensor], homo: bool) -> Tensor:
         op = node.op  # type: ignore[attr-defined]
         name = node.name  # type: ignore[attr-defined]
         args = [env[i] for i in node.inputs]  # type: ignore[attr-defined]
@@ -253,7 +253,7 @@ def check_shapes(net: Network) -> None:
     env: dict[str, Tensor] = {net.input_name: x}
     for node in net.nodes:
         try:
-            y = mod._apply(node, env, False)
+            y = mod._apply_node(node, env, False)
         except ModelError:
             raise
         except Exception as e:  # a kernel rejected the shapes: report which node
