@@ -129,3 +129,31 @@ def exact_output_range(chain: Chain, box: Box, out_index: int) -> tuple[float, f
 def exact_preactivation_range(chain: Chain, box: Box, layer: int, unit: int) -> tuple[float, float]:
     """Exact range of unit ``unit`` of affine layer ``layer``."""
     return exact_output_range(Chain(chain.layers[: 2 * layer + 1]), box, unit)
+
+
+def exact_radius(chain: Chain, x0: np.ndarray, label: int, domain: Box) -> float:
+    """The exact minimal L-inf distance from ``x0`` to a point of ``domain`` where some
+    class ``j != label`` scores at least as high as ``label`` (``inf`` if none)."""
+    n = domain.dim
+    x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    bounds = list(zip(domain.lower, domain.upper, strict=True)) + [(0.0, None)]
+    eye = np.eye(n)
+    ball = np.vstack([np.hstack([eye, -np.ones((n, 1))]), np.hstack([-eye, -np.ones((n, 1))])])
+    ball_rhs = np.concatenate([x0, -x0])
+    best = np.inf
+    for r in regions(chain, domain):
+        for j in range(r.M.shape[0]):
+            if j == label:
+                continue
+            # (M_l - M_j) x <= c_j - c_l  (class j at least as high as the label)
+            rows = [ball, np.append(r.M[label] - r.M[j], 0.0)[None, :]]
+            rhs = [ball_rhs, np.array([r.c[j] - r.c[label]])]
+            if r.G.size:
+                rows.append(np.hstack([r.G, np.zeros((r.G.shape[0], 1))]))
+                rhs.append(r.h)
+            got = _lp_min(cost, np.vstack(rows), np.concatenate(rhs), bounds)
+            if got is not None:
+                best = min(best, got[0])
+    return float(best)

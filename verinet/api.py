@@ -5,6 +5,8 @@
 >>> prop = api.read_property("prop.vnnlib", model)
 >>> result = api.verify(model, prop, timeout=60)
 >>> result.status, result.reason, result.counterexample
+>>> report = api.certify(model, x, y, eps=0.02, radius=True, timeout=30)
+>>> report.samples[0].radius, report.summary().certified_accuracy
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from verinet.certify.result import CertifyReport
 from verinet.ir.graph import Network
 from verinet.spec.property import Property
 from verinet.types import Box, InputError, PropertyError
@@ -24,7 +27,7 @@ from verinet.verify.portfolio import VerifyOptions
 from verinet.verify.portfolio import verify as _verify
 from verinet.verify.result import VerificationResult
 
-__all__ = ["Model", "load_model", "read_property", "verify", "VerifyOptions"]
+__all__ = ["Model", "load_model", "read_property", "verify", "certify", "VerifyOptions"]
 
 
 @dataclass(frozen=True)
@@ -141,3 +144,24 @@ def verify(
         )
     return _verify(model.network, prop, model.onnx_eval, timeout, options or VerifyOptions(),
                    deadline)
+
+
+def certify(
+    model: Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    eps: float | None = None,
+    radius: bool = False,
+    timeout: float = 30.0,
+    **options: object,
+) -> CertifyReport:
+    """Per-sample robustness sandwiches for raw inputs ``x`` (N, n) with labels ``y``:
+    the verdict at ``eps`` and/or (``radius=True``) the L-inf radius bracket.  Further
+    keyword options are those of :class:`verinet.certify.engine.CertifyOptions`."""
+    from verinet.certify.engine import CertifyOptions
+    from verinet.certify.run import certify as _certify
+
+    opts = CertifyOptions(eps=eps, radius=radius, timeout=timeout, **options)  # type: ignore[arg-type]
+    return _certify(model.network, model.onnx_eval, np.asarray(x, dtype=np.float64).reshape(
+        len(y), -1), np.asarray(y), opts, model_name=model.path)

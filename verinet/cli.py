@@ -1,4 +1,6 @@
-"""Command line: ``verinet verify MODEL.onnx PROPERTY.vnnlib [--timeout S] [--out FILE]``.
+"""Command line: ``verinet verify MODEL.onnx PROPERTY.vnnlib [--timeout S] [--out FILE]``
+and ``verinet certify [MODEL.onnx] --data FILE --eps E [--radius]`` (see
+:mod:`verinet.cli_certify`).
 
 Exit codes (documented in the README):
 
@@ -11,7 +13,8 @@ Exit codes (documented in the README):
 70    a soundness check failed inside verinet (a bug; never reported as a verdict)
 ====  ==========================================================================
 
-On any error the result file (if requested) holds ``error``.
+On any error the ``verify`` result file (if requested) holds ``error``; a ``certify``
+JSON report keeps the samples finished before the error.
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch intra-op threads (default 1: small tensors run fastest so)")
     v.add_argument("--no-check", action="store_true",
                    help="skip the IR-vs-ONNX equivalence check on load")
+    from verinet.cli_certify import add_parser as add_certify
+
+    add_certify(sub, common, _floats)
     return p
 
 
@@ -87,6 +93,13 @@ def _write_out(path: str | None, text: str) -> None:
         from verinet.report.vnncomp import write_result_file
 
         write_result_file(path, text)
+
+
+def _error_out(args: argparse.Namespace) -> None:
+    """``verify`` marks its result file ``error``; ``certify`` keeps its JSON report (it
+    holds every sample finished before the error)."""
+    if args.command == "verify":
+        _write_out(getattr(args, "out", None), "error\n")
 
 
 def _watchdog(seconds: float, out: str | None) -> threading.Timer:
@@ -151,9 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "verify":
             return cmd_verify(args)
+        if args.command == "certify":
+            from verinet.cli_certify import cmd_certify
+
+            _set_threads(args.threads)
+            return cmd_certify(args)
         raise InputError(f"unknown command {args.command}")
     except VerinetError as e:
-        _write_out(getattr(args, "out", None), "error\n")
+        _error_out(args)
         msg = " ".join(str(e).split())
         print(f"verinet: error: {msg}", file=sys.stderr)
         return e.exit_code
@@ -161,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("verinet: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # an internal error: one line, never a verdict
-        _write_out(getattr(args, "out", None), "error\n")
+        _error_out(args)
         if args.debug:
             raise
         msg = " ".join(f"{type(e).__name__}: {e}".split())

@@ -48,7 +48,8 @@ class SampleReport:
 
     ``radius`` is None when radii were not requested and nothing bounds it (it is always
     set for misclassified samples: ``[0, 0]``).  ``exact`` is True when
-    ``radius.upper - radius.lower <= tolerance``.
+    ``radius.upper - radius.lower <= tolerance`` (or the whole domain is proven robust).
+    ``attacks``: the smallest confirmed distance each attack reached (``inf``: none).
     """
 
     index: int
@@ -63,6 +64,7 @@ class SampleReport:
     seconds: float = 0.0
     timings: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     message: str = ""
+    attacks: tuple[tuple[str, float], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         r, w = self.radius, self.witness

@@ -116,6 +116,7 @@ def _sample_dict(r: SampleReport) -> dict[str, Any]:
             "distance": float(w.distance), "predicted": w.predicted, "method": w.method,
             "x": [float(v) for v in w.x]},
         "seconds": float(r.seconds), "timings": {k: float(t) for k, t in r.timings},
+        "attacks": {k: _num(v) for k, v in r.attacks},
         "message": r.message,
     }
 
@@ -151,7 +152,8 @@ def _sample_from_dict(d: dict[str, Any]) -> SampleReport:
     return SampleReport(
         d["index"], d["label"], d["predicted"], SampleStatus(d["status"]), Reason(d["reason"]),
         d["eps"], radius, bool(rd is not None and rd["exact"]), witness, d["seconds"],
-        tuple(d["timings"].items()), d["message"])
+        tuple(d["timings"].items()), d["message"],
+        tuple((k, math.inf if v is None else v) for k, v in d.get("attacks", {}).items()))
 
 
 def report_from_dict(d: dict[str, Any]) -> CertifyReport:

@@ -1,0 +1,197 @@
+"""The certify engine: sandwich soundness against a brute-force exact radius, the
+sandwich invariant, the bracket's bookkeeping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
+from tests.oracle import exact_radius
+from verinet.certify.bracket import Bracket, Sample, confirm_witness
+from verinet.certify.crown_radius import crown_radius
+from verinet.certify.engine import CertifyOptions, certify_sample, chain_or_none
+from verinet.certify.result import SampleReport, SampleStatus, Witness
+from verinet.certify.run import certify
+from verinet.ir.chain import to_chain
+from verinet.onnx_import.check import onnx_evaluator
+from verinet.types import Box, InputError, Sandwich, SoundnessError
+
+
+def _tiny(seed: int, n_in: int, hidden: list[int], n_out: int):
+    rng = np.random.default_rng(seed)
+    layers = float32_layers(random_layers(rng, [n_in, *hidden, n_out]))
+    return relu_network(layers), onnx_evaluator(relu_onnx(layers)), rng
+
+
+FAST = CertifyOptions(radius=True, timeout=10.0, tolerance=1e-3,
+                      attacks=("deepfool", "fmn", "pgd"))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n_in=st.integers(2, 3),
+       hidden=st.lists(st.integers(2, 5), min_size=1, max_size=2), n_out=st.integers(2, 3))
+def test_sandwich_brackets_the_exact_radius(seed: int, n_in: int, hidden: list[int],
+                                            n_out: int) -> None:
+    net, onnx_eval, rng = _tiny(seed, n_in, hidden, n_out)
+    x0 = rng.uniform(0.0, 1.0, n_in)
+    label = int(np.argmax(net.evaluate(x0)))
+    rep = certify_sample(net, onnx_eval, 0, x0, label, FAST)
+    chain = to_chain(net)
+    exact = exact_radius(chain, x0, label, Box(np.zeros(n_in), np.ones(n_in)))
+    assert rep.radius is not None
+    if rep.status is SampleStatus.MISCLASSIFIED:  # a tie at x0
+        assert exact == 0.0
+        return
+    lo, hi = rep.radius.lower, rep.radius.upper
+    assert lo <= exact + 1e-7, (lo, exact)
+    assert exact <= hi + 1e-9, (exact, hi)
+    if math.isfinite(exact):
+        assert math.isfinite(hi)
+    if rep.witness is not None:
+        w = rep.witness
+        y = net.evaluate(w.x)
+        others = np.delete(y, label)
+        assert others.max() >= y[label]
+        assert np.max(np.abs(w.x - x0)) <= hi + 1e-12
+        y_onnx = onnx_eval(w.x[None, :])[0]
+        assert np.delete(y_onnx, label).max() >= y_onnx[label]
+    if rep.exact:  # within the tolerance, or robust on the whole domain
+        assert hi - lo <= FAST.tolerance or (math.isinf(hi) and math.isinf(exact))
+
+
+def test_radius_is_exact_on_a_small_net() -> None:
+    net, onnx_eval, rng = _tiny(3, 3, [6, 6], 3)
+    found = 0
+    for _ in range(5):
+        x0 = rng.uniform(0, 1, 3)
+        label = int(np.argmax(net.evaluate(x0)))
+        rep = certify_sample(net, onnx_eval, 0, x0, label, FAST)
+        assert rep.radius is not None
+        found += rep.exact
+    assert found >= 4
+
+
+def test_eps_verdicts_match_the_exact_radius() -> None:
+    net, onnx_eval, rng = _tiny(11, 2, [5], 3)
+    chain = to_chain(net)
+    for _ in range(6):
+        x0 = rng.uniform(0, 1, 2)
+        label = int(np.argmax(net.evaluate(x0)))
+        exact = exact_radius(chain, x0, label, Box(np.zeros(2), np.ones(2)))
+        for eps in (0.5 * exact, 1.5 * exact):
+            if not math.isfinite(eps) or eps > 1:
+                continue
+            rep = certify_sample(net, onnx_eval, 0, x0, label,
+                                 CertifyOptions(eps=eps, timeout=10.0))
+            if rep.status is SampleStatus.VERIFIED:
+                assert eps < exact
+            if rep.status is SampleStatus.FALSIFIED:
+                assert eps >= exact - 1e-9
+                assert rep.witness is not None and rep.witness.distance <= eps
+
+
+def test_misclassified_sample_gets_radius_zero() -> None:
+    net, onnx_eval, rng = _tiny(5, 3, [4], 3)
+    x0 = rng.uniform(0, 1, 3)
+    wrong = (int(np.argmax(net.evaluate(x0))) + 1) % 3
+    rep = certify_sample(net, onnx_eval, 7, x0, wrong, CertifyOptions(eps=0.1))
+    assert rep.status is SampleStatus.MISCLASSIFIED
+    assert rep.radius is not None and rep.radius.lower == rep.radius.upper == 0.0
+    assert rep.exact and rep.index == 7 and not rep.correct
+
+
+def test_crown_radius_is_a_lower_bound() -> None:
+    net, _, rng = _tiny(8, 3, [6], 3)
+    chain = to_chain(net)
+    dom = (np.zeros(3), np.ones(3))
+    for _ in range(5):
+        x0 = rng.uniform(0, 1, 3)
+        label = int(np.argmax(net.evaluate(x0)))
+        exact = exact_radius(chain, x0, label, Box(*dom))
+        r = crown_radius(chain, x0, label, min(exact, 1.0), dom)
+        assert r <= exact + 1e-9
+
+
+# ----------------------------------------------------------------------------- invariant
+
+
+def test_bracket_refuses_a_proof_above_a_witness() -> None:
+    b = Bracket()
+    b.offer(Witness(np.zeros(2), 1, 0.3, "pgd"))
+    with pytest.raises(SoundnessError, match="adversarial example at distance 0.3"):
+        b.prove_robust(0.4, "crown")
+    with pytest.raises(SoundnessError):
+        b.prove_lower(0.31, "milp", tol=1e-6)
+    b.prove_lower(0.3 + 1e-7, "milp", tol=1e-6)  # within the solver's tolerance: clamped
+    assert b.lower == 0.3
+
+
+def test_bracket_refuses_a_witness_below_a_proof() -> None:
+    b = Bracket()
+    b.prove_robust(0.2, "crown")
+    with pytest.raises(SoundnessError, match="below the certified radius"):
+        b.offer(Witness(np.zeros(2), 1, 0.1, "fmn"))
+
+
+def test_sandwich_and_sample_report_invariants() -> None:
+    with pytest.raises(SoundnessError):
+        Sandwich(0.5, 0.4, "milp", "pgd")
+    with pytest.raises(SoundnessError):
+        SampleReport(0, 1, 1, SampleStatus.VERIFIED, eps=0.3,
+                     radius=Sandwich(0.1, 0.2, "crown", "pgd"))
+    with pytest.raises(SoundnessError):
+        SampleReport(0, 1, 1, SampleStatus.FALSIFIED, eps=0.3)
+    with pytest.raises(SoundnessError):
+        SampleReport(0, 1, 1, SampleStatus.UNKNOWN, radius=Sandwich(0.2, 0.3, "a", "b"),
+                     witness=Witness(np.zeros(2), 0, 0.1, "pgd"))
+
+
+def test_a_crossing_sandwich_is_raised_not_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A (simulated) unsound lower bound must surface as SoundnessError."""
+    import verinet.certify.engine as E
+
+    for seed in range(50):  # a sample whose true radius is small
+        net, onnx_eval, rng = _tiny(seed, 2, [4], 2)
+        x0 = rng.uniform(0, 1, 2)
+        label = int(np.argmax(net.evaluate(x0)))
+        if exact_radius(to_chain(net), x0, label, Box(np.zeros(2), np.ones(2))) < 0.3:
+            break
+    monkeypatch.setattr(E, "crown_radius", lambda *a, **k: 0.9)
+    with pytest.raises(SoundnessError):
+        certify_sample(net, onnx_eval, 0, x0, label, FAST)
+
+
+def test_witness_replay_rejects_a_correct_point() -> None:
+    net, onnx_eval, rng = _tiny(4, 2, [3], 2)
+    x0 = rng.uniform(0, 1, 2)
+    label = int(np.argmax(net.evaluate(x0)))
+    s = Sample(x0, label, (np.zeros(2), np.ones(2)))
+    assert confirm_witness(net, onnx_eval, s, x0, "none") is None
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(InputError):
+        CertifyOptions(eps=-0.1)
+    with pytest.raises(InputError):
+        CertifyOptions(eps=float("nan"))
+    with pytest.raises(InputError):
+        CertifyOptions()
+    with pytest.raises(InputError):
+        CertifyOptions(eps=0.1, timeout=0)
+
+
+def test_run_calls_back_after_every_sample() -> None:
+    net, onnx_eval, rng = _tiny(6, 3, [4], 3)
+    x = rng.uniform(0, 1, (3, 3))
+    y = np.argmax(np.stack([net.evaluate(v) for v in x]), axis=1)
+    seen: list[int] = []
+    rep = certify(net, onnx_eval, x, y, CertifyOptions(eps=0.05, timeout=5.0),
+                  on_sample=lambda r: seen.append(len(r.samples)))
+    assert seen == [1, 2, 3]
+    assert [s.index for s in rep.samples] == [0, 1, 2]
+    assert chain_or_none(net)[0] is not None

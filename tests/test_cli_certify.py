@@ -1,0 +1,119 @@
+"""``verinet certify`` end to end on the bundled example, and its bad-input handling."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_report_certify import _check_schema
+from verinet import examples
+from verinet.cli import main
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], code: int, rc: int) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    err = [e for e in err if not e.startswith("WARNING")]
+    assert rc == code, err
+    assert len(err) == 1 and err[0].startswith("verinet: error:"), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_bundled_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, table, fig = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
+    rc = main(["certify", "--eps", "0.03", "--radius", "--samples", "4", "--timeout", "15",
+               "--out", str(out), "--csv", str(table), "--plot", str(fig), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "clean accuracy" in text and "certified robust" in text
+    d = json.loads(out.read_text())
+    _check_schema(d)
+    assert len(d["samples"]) == 4
+    for s in d["samples"]:
+        r = s["radius"]
+        assert r is not None and r["lower"] <= (r["upper"] if r["upper"] is not None else 1e9)
+        assert s["status"] in ("verified", "falsified", "unknown", "misclassified")
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 4
+    assert fig.stat().st_size > 1000
+
+
+def test_model_and_data_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = np.load(examples.data_path())
+    p = tmp_path / "d.csv"
+    rows = np.hstack([data["y"][:2, None], np.round(data["x"][:2] * 16)])
+    np.savetxt(p, rows, delimiter=",", fmt="%d")
+    out = tmp_path / "r.json"
+    rc = main(["certify", str(examples.model_path()), "--data", str(p), "--scale", "16",
+               "--eps", "0.02", "--timeout", "10", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert [s["index"] for s in d["samples"]] == [0, 1]
+    assert d["eps"] == 0.02
+
+
+def _npz(tmp_path: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    p = tmp_path / "bad.npz"
+    np.savez(p, x=x, y=y)
+    return p
+
+
+@pytest.mark.parametrize("case", ["shape", "label", "nan", "neg-eps", "big-eps", "missing",
+                                  "no-eps"], ids=repr)
+def test_bad_input_is_one_line_and_keeps_results(case: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    good = np.load(examples.data_path())
+    x, y = good["x"][:2].astype(np.float64), good["y"][:2]
+    out = tmp_path / "r.json"
+    out.write_text('{"previous": "results"}')
+    eps = ["--eps", "0.02"]
+    if case == "shape":
+        data = _npz(tmp_path, x[:, :10], y)
+    elif case == "label":
+        data = _npz(tmp_path, x, np.array([3, 12]))
+    elif case == "nan":
+        x[1, 5] = np.nan
+        data = _npz(tmp_path, x, y)
+    else:
+        data = _npz(tmp_path, x, y)
+    if case == "neg-eps":
+        eps = ["--eps", "-0.1"]
+    if case == "big-eps":
+        eps = ["--eps", "1.5"]
+    if case == "missing":
+        data = tmp_path / "nope.npz"
+    if case == "no-eps":
+        eps = []
+    rc = main(["certify", str(examples.model_path()), "--data", str(data), *eps,
+               "--out", str(out), "--no-progress"])
+    _one_line_error(capsys, 2, rc)
+    assert json.loads(out.read_text()) == {"previous": "results"}
+
+
+def test_a_failure_mid_run_keeps_finished_samples(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import verinet.certify.run as R
+
+    real = R.certify_sample
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):  # the third sample hits an internal error
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("solver crashed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(R, "certify_sample", flaky)
+    out = tmp_path / "r.json"
+    rc = main(["certify", "--eps", "0.02", "--samples", "4", "--timeout", "5",
+               "--out", str(out), "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("verinet: internal error: RuntimeError: solver crashed")
+    d = json.loads(out.read_text())
+    assert [s["index"] for s in d["samples"]] == [0, 1]
