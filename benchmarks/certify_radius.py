@@ -1,0 +1,137 @@
+"""Exact L-inf radii with ``verinet certify --radius``: how many samples close their
+sandwich (upper - lower <= tolerance) within the per-sample timeout, how long they take,
+how close each minimal-norm attack came to the exact radius, and the peak memory.
+
+    python3 benchmarks/certify_radius.py fnn1 [--samples 25] [--timeout 60] [--csv out.csv]
+    python3 benchmarks/certify_radius.py mnist256x2
+    python3 benchmarks/certify_radius.py custom --model M.onnx --data D.csv --scale 255 ...
+
+Presets use the shared DeepPAC / VNN-COMP files by relative path (``../shared``).
+Each run is one process; peak memory is this process's max RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT / ".." / "shared"
+MNIST = SHARED / "deeppac" / "extras" / "mnist_100.csv"
+PRESETS = {
+    "fnn1": dict(model=SHARED / "deeppac" / "models" / "mnist_FNN_1.onnx", data=MNIST,
+                 scale=255.0, mean=[0.1307], std=[0.3081]),
+    "mnist256x2": dict(model=SHARED / "vnncomp" / "onnx" / "mnist-net_256x2.onnx", data=MNIST,
+                       scale=255.0, mean=None, std=None),
+}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("preset", choices=(*PRESETS, "custom"))
+    p.add_argument("--model")
+    p.add_argument("--data")
+    p.add_argument("--scale", type=float)
+    p.add_argument("--mean", type=float, nargs="*")
+    p.add_argument("--std", type=float, nargs="*")
+    p.add_argument("--samples", type=int, default=25)
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--tolerance", type=float, default=1e-3)
+    p.add_argument("--eps", type=float)
+    p.add_argument("--no-milp", action="store_true")
+    p.add_argument("--csv")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    import torch
+
+    torch.set_num_threads(1)
+    from verinet import api
+    from verinet.certify.engine import CertifyOptions
+    from verinet.certify.run import certify
+    from verinet.data import load_samples
+
+    cfg = dict(PRESETS.get(args.preset, {}))
+    for key in ("model", "data", "scale", "mean", "std"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if not Path(cfg["model"]).is_file():
+        print(f"skipped: {cfg['model']} not found")
+        return 0
+    model = api.load_model(cfg["model"], mean=cfg["mean"], std=cfg["std"])
+    data = load_samples(cfg["data"], n_inputs=model.n_inputs, n_classes=model.n_outputs,
+                        scale=cfg["scale"], samples=args.samples, start=args.start)
+    opts = CertifyOptions(eps=args.eps, radius=True, timeout=args.timeout,
+                          tolerance=args.tolerance, milp=not args.no_milp)
+    t0 = time.monotonic()
+
+    def progress(it):
+        for i in it:
+            yield i
+            print(f"  sample {i + 1}/{len(data)} done, {time.monotonic() - t0:.0f} s",
+                  file=sys.stderr)
+
+    report = certify(model.network, model.onnx_eval, data.x, data.y, opts,
+                     model_name=str(cfg["model"]), data_name=str(cfg["data"]),
+                     indices=data.indices, progress=progress)
+    _summary(report, args, time.monotonic() - t0)
+    if args.csv:
+        from verinet.report.certify import write_csv
+
+        write_csv(report, args.csv)
+    return 0
+
+
+def _summary(report, args: argparse.Namespace, wall: float) -> None:
+    correct = [s for s in report.samples if s.correct]
+    exact = [s for s in correct if s.exact]
+    in_time = [s for s in exact if s.seconds <= args.timeout]
+    times = [s.seconds for s in correct]
+    print(f"model {report.model}")
+    print(f"samples {len(report.samples)}, correctly classified {len(correct)}")
+    print(f"exact radius (gap <= {args.tolerance:g}) within {args.timeout:g} s: "
+          f"{len(in_time)}/{len(report.samples)} (misclassified count as exact radius 0: "
+          f"{len(report.samples) - len(correct)})")
+    if times:
+        print(f"seconds per correct sample: median {statistics.median(times):.1f}, "
+              f"max {max(times):.1f}, total {sum(times):.0f} (wall {wall:.0f})")
+    ratios: dict[str, list[float]] = {}
+    for s in exact:
+        assert s.radius is not None
+        r = s.radius.upper
+        for name, d in s.attacks:
+            if math.isfinite(r) and r > 0:
+                ratios.setdefault(name, []).append(d / r if math.isfinite(d) else math.inf)
+    for name, rs in sorted(ratios.items()):
+        med = float(np.median(rs))
+        print(f"attack {name}: median distance / exact radius {med:.4f} "
+              f"({sum(math.isfinite(r) for r in rs)}/{len(rs)} found one)")
+    by = {}
+    for s in correct:
+        if s.radius is not None:
+            by[s.radius.lower_by] = by.get(s.radius.lower_by, 0) + 1
+    print("lower bound by: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory {peak:.0f} MB")
+    for s in report.samples:
+        r = s.radius
+        print(f"  {s.index:3d} {s.status.value:13s} "
+              f"[{r.lower:.5f}, {r.upper:.5f}] exact={s.exact!s:5} {s.seconds:5.1f}s "
+              f"{r.lower_by}/{r.upper_by}" if r is not None else f"  {s.index:3d} -")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
