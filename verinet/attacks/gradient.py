@@ -2,8 +2,8 @@
 (I-FGSM, Kurakin et al.) and FGSM (Goodfellow et al.).
 
 All three are one loop: ``x <- clip_region(x + alpha_t * sign(grad loss))`` with the
-margin loss ``max_{j != l} f_j - f_l`` (or cross-entropy), keeping per sample the point
-with the largest margin loss over iterations and restarts.  Restarts run as one batch:
+margin loss ``max_{j != l} f_j - f_l`` (or cross-entropy); the first adversarial point of
+a sample (any restart) is kept and the sample leaves the batch.  Restarts run as one batch:
 the samples are repeated R times, restart 0 starting at ``x0`` and the others uniformly
 in the region.
 """
@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from verinet.attacks.base import Attack, Model, is_adversarial, margin_loss
+from verinet.attacks.base import Attack, Model, is_adversarial
 from verinet.types import InputError
 
 SCHEDULES = ("constant", "cosine", "step")
+CHECK_EVERY = 4  # steps between checks for fooled samples
 LOSSES = ("margin", "ce")
 
 
@@ -32,7 +33,8 @@ class PGD(Attack):
     ``steps`` gradient steps per restart; ``restarts`` runs in total (restart 0 from
     ``x0``, the others from uniform random points when ``random_start``); the step is
     ``rel_stepsize * eps`` scaled by ``schedule`` (``cosine`` anneals to 0, ``step``
-    divides by 10 at 50% and 75% of the steps).  Stops early once every sample is fooled.
+    divides by 10 at 50% and 75% of the steps).  A sample is dropped from the batch as soon
+    as one of its restarts fools the model; the attack stops once every sample is fooled.
     """
 
     name: ClassVar[str] = "pgd"
@@ -74,26 +76,39 @@ class PGD(Attack):
         if self.random_start and r > 1:
             u = torch.rand(x[n_samples:].shape, generator=gen, dtype=x.dtype, device=x.device)
             x[n_samples:] = lo_r[n_samples:] + u * (hi_r - lo_r)[n_samples:]
-        best_x = x.clone()
-        best = torch.full((x.shape[0],), float("-inf"), dtype=x.dtype, device=x.device)
+        out = x0.clone()  # the first adversarial point found per sample (x0: none yet)
+        done = torch.zeros(n_samples, dtype=torch.bool, device=x.device)
+        with torch.no_grad():
+            n_classes = model(x0[:1]).shape[1] if x0.shape[0] else 1
+        # The batch holds only the rows of samples not yet fooled; it is compacted when a
+        # quarter of it is done (compacting every step costs more than it saves).
+        rows = torch.arange(x.shape[0], device=x.device)
+        state = (x, lab, alpha, lo_r, hi_r, F.one_hot(lab, n_classes).bool())
         for t in range(self.steps + 1):
-            x.requires_grad_(True)
-            logits = model(x)
-            margin = margin_loss(logits, lab)
-            better = margin.detach() > best
-            best = torch.where(better, margin.detach(), best)
-            best_x = torch.where(better[:, None], x.detach(), best_x)
-            fooled = is_adversarial(logits, lab).view(r, n_samples).any(dim=0)
-            if t == self.steps or bool(fooled.all()):
+            xa, lab_a, alpha_a, lo_a, hi_a, onehot = state
+            xa = xa.requires_grad_(True)
+            logits = model(xa)
+            adv = is_adversarial(logits, lab_a)
+            if bool(adv.any()):
+                fooled = rows[adv] % n_samples
+                new = ~done[fooled]
+                out[fooled[new]] = xa.detach()[adv][new]
+                done[fooled] = True
+            keep = ~done[rows % n_samples]
+            if t == self.steps or not bool(keep.any()):
                 break
-            obj = margin if self.loss == "margin" else F.cross_entropy(logits, lab,
-                                                                       reduction="none")
-            (g,) = torch.autograd.grad(obj.sum(), x)
+            if self.loss == "margin":
+                own = logits.gather(1, lab_a[:, None]).squeeze(1)
+                obj = logits.masked_fill(onehot, float("-inf")).amax(dim=1) - own
+            else:
+                obj = F.cross_entropy(logits, lab_a, reduction="none")
+            (g,) = torch.autograd.grad(obj.sum(), xa)
             with torch.no_grad():
-                x = x + (self.factor(t) * alpha) * torch.sign(g)
-                x = torch.minimum(torch.maximum(x, lo_r), hi_r)
-        pick = best.view(r, n_samples).argmax(dim=0)
-        return best_x.view(r, n_samples, -1)[pick, torch.arange(n_samples, device=x.device)]
+                step = xa.detach() + (self.factor(t) * alpha_a) * torch.sign(g)
+                state = (torch.clamp(step, lo_a, hi_a),) + state[1:]
+            if int(keep.sum()) <= 0.75 * keep.numel():
+                rows, state = rows[keep], tuple(v[keep] for v in state)
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)

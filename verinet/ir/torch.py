@@ -137,6 +137,7 @@ class TorchNetwork(nn.Module):
                     self.register_buffer(key, torch.as_tensor(np.array(arr), dtype=dtype))
                     self._names[f"{node.name}:{field}"] = key
         self.const_nodes = {n.name for n in net.nodes if not _depends_on_input(n, net)}
+        self._plan: tuple[object, ...] | None = None
 
     def _param(self, node_name: str, field: str) -> Tensor | None:
         key = self._names.get(f"{node_name}:{field}")
@@ -198,7 +199,13 @@ class TorchNetwork(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Flat ``(B, n_inputs)`` in, flat ``(B, n_outputs)`` out."""
         full = x.reshape((x.shape[0],) + self.net.input_shape[1:])
-        out = self.run({self.net.input_name: full}, [self.net.output_name])[self.net.output_name]
+        if self._plan is None:  # the nodes the output needs, in order (computed once)
+            needed = _needed(self.net, [self.net.output_name], {self.net.input_name})
+            self._plan = tuple(n for n in self.net.nodes if n.name in needed)
+        env: dict[str, Tensor] = {self.net.input_name: full}
+        for node in self._plan:
+            env[node.name] = self._apply_node(node, env, False)
+        out = env[self.net.output_name]
         if out.shape[0] != x.shape[0]:
             out = out.expand((x.shape[0],) + tuple(out.shape[1:]))
         return out.reshape(x.shape[0], -1)

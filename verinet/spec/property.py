@@ -7,6 +7,7 @@ there exist a term ``t`` and an input ``x`` in ``t.box`` with ``t.A @ f(x) <= t.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,8 +80,11 @@ class Property:
     def violated_by(self, x: np.ndarray, y: np.ndarray, tol: float = 0.0) -> int:
         """Index of the first term whose box contains ``x`` (exactly) and whose unsafe set
         contains ``y`` (rows ``<= tol``); ``-1`` if none."""
+        box, inside = None, False
         for i, t in enumerate(self.terms):
-            if t.box.contains(x) and float(t.unsafe.violation(y)) <= tol:
+            if t.box is not box:  # terms often share one box: test it once
+                box, inside = t.box, t.box.contains(x)
+            if inside and float(t.unsafe.violation(y)) <= tol:
                 return i
         return -1
 
@@ -89,11 +93,18 @@ class Property:
         """Unsafe iff some other class scores at least as high as ``label`` (ties count)."""
         if not 0 <= label < n_outputs:
             raise PropertyError(f"label {label} out of range for {n_outputs} outputs")
-        terms = []
-        for j in range(n_outputs):
-            if j == label:
-                continue
-            row = np.zeros(n_outputs)
-            row[label], row[j] = 1.0, -1.0  # y_label - y_j <= 0
-            terms.append(Term(box, Halfspaces(row[None, :], np.zeros(1))))
-        return Property(tuple(terms), box.dim, n_outputs)
+        terms = tuple(Term(box, h) for h in _margin_halfspaces(int(label), int(n_outputs)))
+        return Property(terms, box.dim, n_outputs)
+
+
+@functools.lru_cache(maxsize=256)
+def _margin_halfspaces(label: int, n_outputs: int) -> tuple[Halfspaces, ...]:
+    """``y_label - y_j <= 0`` for every ``j != label`` (immutable, so shared)."""
+    out = []
+    for j in range(n_outputs):
+        if j == label:
+            continue
+        row = np.zeros(n_outputs)
+        row[label], row[j] = 1.0, -1.0
+        out.append(Halfspaces(row[None, :], np.zeros(1)))
+    return tuple(out)
