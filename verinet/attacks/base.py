@@ -103,8 +103,8 @@ class Attack(abc.ABC):
         gen = torch.Generator(device=device)
         gen.manual_seed(seed)
 
-        def t(a: np.ndarray) -> Tensor:
-            return torch.as_tensor(a, dtype=dtype, device=device)
+        def t(a: np.ndarray) -> Tensor:  # a copy: callers' arrays may be read-only
+            return torch.tensor(a, dtype=dtype, device=device)
 
         eps_t = None if eps_a is None else t(eps_a)
         labels_t = torch.as_tensor(lab, dtype=torch.long, device=device)
