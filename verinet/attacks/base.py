@@ -233,6 +233,8 @@ def _region(x0: np.ndarray, eps: np.ndarray | None,
         lo, hi = np.maximum(lo, x0 - e), np.minimum(hi, x0 + e)
         for _ in range(4):  # rounding of x0 +- eps can overshoot by an ulp
             over, under = hi - x0 > e, x0 - lo > e
+            if not (over.any() or under.any()):
+                break
             hi[over] = np.nextafter(hi[over], -np.inf)
             lo[under] = np.nextafter(lo[under], np.inf)
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
