@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from verinet.attacks.base import Attack, Model, is_adversarial
+from verinet.attacks.base import Attack, Model, is_adversarial, margin_loss
 from verinet.types import InputError
 
 SCHEDULES = ("constant", "cosine", "step")
@@ -78,14 +78,12 @@ class PGD(Attack):
             x[n_samples:] = lo_r[n_samples:] + u * (hi_r - lo_r)[n_samples:]
         out = x0.clone()  # the first adversarial point found per sample (x0: none yet)
         done = torch.zeros(n_samples, dtype=torch.bool, device=x.device)
-        with torch.no_grad():
-            n_classes = model(x0[:1]).shape[1] if x0.shape[0] else 1
         # The batch holds only the rows of samples not yet fooled; it is compacted when a
         # quarter of it is done (compacting every step costs more than it saves).
         rows = torch.arange(x.shape[0], device=x.device)
-        state = (x, lab, alpha, lo_r, hi_r, F.one_hot(lab, n_classes).bool())
+        state: tuple[Tensor, ...] = (x, lab, alpha, lo_r, hi_r)
         for t in range(self.steps + 1):
-            xa, lab_a, alpha_a, lo_a, hi_a, onehot = state
+            xa, lab_a, alpha_a, lo_a, hi_a = state
             xa = xa.requires_grad_(True)
             logits = model(xa)
             adv = is_adversarial(logits, lab_a)
@@ -98,8 +96,7 @@ class PGD(Attack):
             if t == self.steps or not bool(keep.any()):
                 break
             if self.loss == "margin":
-                own = logits.gather(1, lab_a[:, None]).squeeze(1)
-                obj = logits.masked_fill(onehot, float("-inf")).amax(dim=1) - own
+                obj = margin_loss(logits, lab_a)
             else:
                 obj = F.cross_entropy(logits, lab_a, reduction="none")
             (g,) = torch.autograd.grad(obj.sum(), xa)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -76,7 +76,6 @@ class Bracket:
     lower_by: str = "none"
     upper: float = math.inf
     witness: Witness | None = None
-    history: list[tuple[str, float]] = field(default_factory=list)
 
     def prove_robust(self, eps: float, method: str) -> None:
         if self.witness is not None and eps >= self.upper:
@@ -97,7 +96,6 @@ class Bracket:
         value = min(value, self.upper)
         if value > self.lower:
             self.lower, self.lower_by = value, method
-            self.history.append((f"lower:{method}", value))
 
     def offer(self, w: Witness | None) -> bool:
         if w is None:
@@ -108,7 +106,6 @@ class Bracket:
                 f"the certified radius {self.lower!r} ({self.lower_by})")
         if w.distance < self.upper:
             self.upper, self.witness = w.distance, w
-            self.history.append((f"upper:{w.method}", w.distance))
             return True
         return False
 

@@ -42,6 +42,7 @@ from verinet.verify.witness import OnnxEval
 log = logging.getLogger(__name__)
 
 ATTACKS = ("deepfool", "fmn", "pgd")
+DERIVE = object()  # certify_sample's default: derive the chain from the network
 ATTACK_SHARE = 0.25  # no new attack starts after this share of the sample's time
 # Measured on DeepPAC's FNN1 (784-50-50-50-10): the radius MILP with 45 binaries found no
 # incumbent in 120 s, while ReLU branch and bound proved eps 0.0208 in 7 s; so the MILP
@@ -117,10 +118,11 @@ def chain_or_none(network: Network) -> tuple[Chain | None, str]:
 
 
 def certify_sample(network: Network, onnx_eval: OnnxEval | None, index: int, x0: np.ndarray,
-                   label: int, options: CertifyOptions, chain: Chain | None = None
+                   label: int, options: CertifyOptions, chain: Chain | None | object = DERIVE
                    ) -> SampleReport:
     """Certify one sample (``x0`` flat raw input) within ``options.timeout`` seconds.
-    ``chain``: the network's chain when the caller has it (else derived here)."""
+    ``chain``: the network's chain (None: it has none) when the caller already derived it;
+    by default it is derived here."""
     start = time.monotonic()
     lo, hi = options.domain
     n = network.n_inputs
@@ -131,8 +133,9 @@ def certify_sample(network: Network, onnx_eval: OnnxEval | None, index: int, x0:
     rival = int(others[np.argmax(y[others])])
     if y[rival] >= y[sample.label]:
         return _misclassified(index, sample, rival, options, start)
-    if chain is None:
+    if chain is DERIVE:
         chain, _ = chain_or_none(network)
+    assert chain is None or isinstance(chain, Chain)
     rng = np.random.default_rng([options.seed, index])
     ctx = _Ctx(network, chain, onnx_eval, sample, options, Deadline(options.timeout, start), rng)
     _attack_stage(ctx)
@@ -384,7 +387,7 @@ def _report(ctx: _Ctx, index: int, start: float) -> SampleReport:
         ctx.notes.append("robust on the whole input domain (the radius is infinite)")
     exact = sandwich.gap <= opts.tolerance or everywhere
     w = b.witness
-    predicted = int(np.argmax(ctx.network.evaluate(ctx.sample.x0)))
+    predicted = ctx.sample.label  # misclassified samples returned before the stages
     return SampleReport(index, ctx.sample.label, predicted, status, reason, eps, sandwich,
                         exact, w, time.monotonic() - start, tuple(sorted(ctx.timings.items())),
                         "; ".join(ctx.notes), tuple(ctx.attacks.items()))

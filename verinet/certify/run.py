@@ -44,7 +44,7 @@ def certify(
     if y.shape != (x.shape[0],):
         raise InputError(f"{y.size} labels for {x.shape[0]} samples")
     idx = np.arange(x.shape[0]) if indices is None else np.asarray(indices)
-    chain, why = chain_or_none(network)
+    chain, why = chain_or_none(network)  # once; None is passed on as "no chain"
     if chain is None:
         log.warning("no exact engine for this network (%s): lower bounds come from the "
                     "verifier's bounds only", why)
