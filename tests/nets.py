@@ -87,3 +87,18 @@ def random_property(rng: np.random.Generator, net: Network, n_terms: int) -> Pro
         b = A @ y + rng.normal(0, 1.0, size=k)
         terms.append(Term(box, Halfspaces(A, b)))
     return Property(tuple(terms), n_in, n_out)
+
+
+def draw_instance(draw, n_in: tuple[int, int], width: tuple[int, int], terms: tuple[int, int]
+                  ) -> tuple[Network, Layers, Property]:
+    """A hypothesis draw of a tiny float32 ReLU network (1-2 hidden layers) and a random
+    property with ``terms`` disjuncts; ranges are inclusive ``(min, max)``."""
+    from hypothesis import strategies as st
+
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    n = draw(st.integers(*n_in))
+    hidden = draw(st.lists(st.integers(*width), min_size=1, max_size=2))
+    n_out = draw(st.integers(1, 3))
+    layers = float32_layers(random_layers(rng, [n, *hidden, n_out]))
+    net = relu_network(layers)
+    return net, layers, random_property(rng, net, draw(st.integers(*terms)))

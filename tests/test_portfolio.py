@@ -12,7 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.nets import float32_layers, random_layers, random_property, relu_network, relu_onnx
+from tests.nets import (
+    draw_instance,
+    float32_layers,
+    random_layers,
+    relu_network,
+    relu_onnx,
+)
 from tests.oracle import exact_min_violation
 from verinet.ir.chain import to_chain
 from verinet.onnx_import.check import reference_evaluator
@@ -26,15 +32,7 @@ MARGIN = 1e-6
 
 @st.composite
 def instances(draw):
-    seed = draw(st.integers(0, 2**31 - 1))
-    rng = np.random.default_rng(seed)
-    n_in = draw(st.integers(1, 3))
-    hidden = draw(st.lists(st.integers(2, 5), min_size=1, max_size=2))
-    n_out = draw(st.integers(1, 3))
-    layers = float32_layers(random_layers(rng, [n_in, *hidden, n_out]))
-    net = relu_network(layers)
-    prop = random_property(rng, net, draw(st.integers(1, 3)))
-    return net, layers, prop
+    return draw_instance(draw, n_in=(1, 3), width=(2, 5), terms=(1, 3))
 
 
 def _check_against_oracle(net, layers, prop, complete):

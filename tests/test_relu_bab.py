@@ -14,7 +14,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.nets import float32_layers, random_layers, random_property, relu_network, relu_onnx
+from tests.nets import (
+    draw_instance,
+    float32_layers,
+    random_layers,
+    relu_network,
+    relu_onnx,
+)
 from tests.oracle import exact_min_violation
 from verinet.bounds.split import Domains, SplitOptions, bound_splits
 from verinet.bounds.split_root import make_root
@@ -32,14 +38,7 @@ MARGIN = 1e-6
 
 @st.composite
 def instances(draw):
-    seed = draw(st.integers(0, 2**31 - 1))
-    rng = np.random.default_rng(seed)
-    n_in = draw(st.integers(2, 4))
-    hidden = draw(st.lists(st.integers(3, 8), min_size=1, max_size=2))
-    n_out = draw(st.integers(1, 3))
-    layers = float32_layers(random_layers(rng, [n_in, *hidden, n_out]))
-    net = relu_network(layers)
-    prop = random_property(rng, net, draw(st.integers(1, 2)))
+    net, layers, prop = draw_instance(draw, n_in=(2, 4), width=(3, 8), terms=(1, 2))
     batch = draw(st.sampled_from([2, 64]))
     branching = draw(st.sampled_from(["fsb", "babsr", "intercept"]))
     return net, layers, prop, ReluBabOptions(batch=batch, split=SplitOptions(branching=branching))
