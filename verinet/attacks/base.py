@@ -9,6 +9,11 @@ proposes points; it can never report a success the IR does not confirm.
 
 Attacks work on logits: a trailing Softmax is stripped for the search (it preserves the
 argmax), success is still checked on the full network.
+
+Norms: the region is always the L-inf ball (``eps``, raw input space) ∩ the domain.
+``AttackResult.distance`` is measured in the attack's ``norm`` (class attribute,
+``"linf"`` unless the attack says otherwise; ``"l1"`` for EAD, ``"l2"`` for L-BFGS and the
+Boundary Attack), and ``AttackResult.norm`` names it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Model = Callable[[Tensor], Tensor]
 Domain = tuple[float, float] | Box
+NORMS = ("l1", "l2", "linf")
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,8 @@ class AttackResult:
 
     ``x`` (N, n) float64: the best point per sample in raw input space (``x0`` where the
     attack failed); ``success`` (N,): misclassified by the IR (ties count) and inside the
-    region; ``distance`` (N,): ``||x - x0||_inf`` for successes, ``inf`` otherwise;
+    region; ``distance`` (N,): ``||x - x0||`` in ``norm`` (``"linf"`` unless the attack
+    minimises another norm, see :attr:`Attack.norm`) for successes, ``inf`` otherwise;
     ``predicted`` (N,): the IR's argmax at ``x``.
     """
 
@@ -53,6 +60,7 @@ class AttackResult:
     predicted: np.ndarray
     attack: str
     seconds: float
+    norm: str = "linf"
 
 
 class Attack(abc.ABC):
@@ -60,16 +68,21 @@ class Attack(abc.ABC):
     :meth:`run`; the public :meth:`__call__` is final (overriding it raises TypeError).
 
     Fixed-epsilon attacks (``minimal = False``) need ``eps``; minimal-norm attacks treat
-    ``eps`` as an optional cap and search the whole domain when it is None.
+    ``eps`` as an optional cap and search the whole domain when it is None.  ``norm``
+    (one of :data:`NORMS`, default ``"linf"``) is the norm of the reported distance; the
+    region stays the L-inf ball ∩ domain whatever it is.
     """
 
     name: ClassVar[str]
     minimal: ClassVar[bool]
+    norm: ClassVar[str] = "linf"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "__call__" in cls.__dict__:
             raise TypeError(f"{cls.__name__} overrides Attack.__call__; implement run() instead")
+        if cls.norm not in NORMS:
+            raise TypeError(f"{cls.__name__}.norm must be one of {NORMS}, got {cls.norm!r}")
 
     @final
     def __call__(
@@ -97,7 +110,7 @@ class Attack(abc.ABC):
         if x0a.shape[0] == 0:
             empty = np.zeros(0)
             return AttackResult(x0a, empty.astype(bool), empty, empty.astype(np.int64),
-                                self.name, time.perf_counter() - start)
+                                self.name, time.perf_counter() - start, self.norm)
         model = _logit_module(network, dtype, device)
         seed = int((rng if rng is not None else np.random.default_rng(0)).integers(2**62))
         gen = torch.Generator(device=device)
@@ -152,11 +165,33 @@ def linf(x: Tensor, x0: Tensor) -> Tensor:
     return (x - x0).abs().amax(dim=1)
 
 
-class BestAdversarial:
-    """The smallest-L-inf adversarial point seen per sample (minimal-norm attacks)."""
+def lp_distance(x: Tensor, x0: Tensor, norm: str) -> Tensor:
+    """``||x - x0||`` per row (N,) in ``norm`` (one of :data:`NORMS`)."""
+    d = x - x0
+    if norm == "l1":
+        return d.abs().sum(dim=1)
+    if norm == "l2":
+        return torch.linalg.vector_norm(d, dim=1)
+    return d.abs().amax(dim=1)
 
-    def __init__(self, x0: Tensor) -> None:
+
+def np_distance(x: np.ndarray, x0: np.ndarray, norm: str) -> np.ndarray:
+    """``||x - x0||`` per row (N,) of float64 arrays in ``norm`` (one of :data:`NORMS`)."""
+    d = np.abs(x - x0)
+    if norm == "l1":
+        return d.sum(axis=1)
+    if norm == "l2":
+        return np.sqrt((d * d).sum(axis=1))
+    return d.max(axis=1, initial=0.0)
+
+
+class BestAdversarial:
+    """The closest adversarial point seen per sample (minimal-norm attacks), in ``norm``
+    (default L-inf)."""
+
+    def __init__(self, x0: Tensor, norm: str = "linf") -> None:
         self.x0 = x0
+        self.norm = norm
         self.x = x0.clone()
         self.dist = torch.full((x0.shape[0],), float("inf"), dtype=x0.dtype, device=x0.device)
 
@@ -169,7 +204,7 @@ class BestAdversarial:
         adversarial mask (N,)."""
         x = x.detach()
         adv = is_adversarial(logits, labels)
-        d = linf(x, self.x0)
+        d = lp_distance(x, self.x0, self.norm)
         take = adv & (d < self.dist)
         self.x = torch.where(take[:, None], x, self.x)
         self.dist = torch.where(take, d, self.dist)
@@ -286,9 +321,10 @@ def _confirm(net: Network, x0: np.ndarray, lab: np.ndarray, x: np.ndarray,
     x_out = np.where(use_x[:, None], x, x0)
     y_out = np.where(use_x[:, None], y[:n], y[n:])
     success = ok_x | ok_0
-    dist = np.where(success, np.abs(x_out - x0).max(axis=1, initial=0.0), np.inf)
+    dist = np.where(success, np_distance(x_out, x0, attack.norm), np.inf)
     log.debug("%s: %d/%d samples fooled", attack.name, int(success.sum()), n)
-    return AttackResult(x_out, success, dist, np.argmax(y_out, axis=1), attack.name, seconds)
+    return AttackResult(x_out, success, dist, np.argmax(y_out, axis=1), attack.name, seconds,
+                        attack.norm)
 
 
 def _misclassified(x: np.ndarray, y: np.ndarray, lab: np.ndarray, lo: np.ndarray,
