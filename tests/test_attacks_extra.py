@@ -158,8 +158,9 @@ def test_same_seed_same_result(attack: Attack) -> None:
 
 def test_bad_options_raise() -> None:
     for bad in (lambda: EAD(steps=0), lambda: EAD(rule="l2"), lambda: EAD(beta=-1.0),
-                lambda: EAD(lr=0.0), lambda: LBFGS(const_factor=1.0), lambda: LBFGS(targets=0), lambda: LBFGS(loss="l2"),
-                lambda: LBFGS(initial_const=-1.0), lambda: Boundary(step_adaptation=1.0),
+                lambda: EAD(lr=0.0), lambda: LBFGS(const_factor=1.0), lambda: LBFGS(targets=0),
+                lambda: LBFGS(loss="l2"), lambda: LBFGS(initial_const=-1.0),
+                lambda: Boundary(step_adaptation=1.0),
                 lambda: Boundary(init_tries=0), lambda: Boundary(source_step=0.0)):
         with pytest.raises(InputError):
             bad()

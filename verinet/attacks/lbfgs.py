@@ -9,13 +9,14 @@ with scipy's L-BFGS-B from ``x0`` (gradients from torch autograd).  ``loss="ce"`
 ``logsumexp(f) - f_t``; ``loss="pair"`` is the cross-entropy restricted to the true
 class ``l`` and ``t``, ``log(1 + exp(f_l - f_t))``, whose level sets near the boundary
 follow ``f_l = f_t`` (the other classes do not bend the path: on a linear model it ends
-exactly at the closest point of that boundary, where ``ce`` can overshoot by a few %).  Szegedy's ``|r|`` is taken squared, which keeps the
-objective smooth at ``x0``.  A large ``c`` keeps ``x`` at ``x0``, a small one crosses the
-decision boundary, so the attack looks for the largest ``c`` whose minimiser is
-misclassified: a line search from ``initial_const`` (multiplying or dividing by
-``const_factor`` up to ``search_steps`` times) brackets it, then ``binary_steps``
-bisections (geometric means) narrow the bracket.  Every misclassified minimiser is a
-candidate; the closest in L2 is returned.
+exactly at the closest point of that boundary, where ``ce`` can overshoot by a few %).
+Szegedy's ``|r|`` is taken squared, which keeps the objective smooth at ``x0``.
+
+A large ``c`` keeps ``x`` at ``x0``, a small one crosses the decision boundary, so the
+attack looks for the largest ``c`` whose minimiser is misclassified: a line search from
+``initial_const`` (multiplying or dividing by ``const_factor`` up to ``search_steps``
+times) brackets it, then ``binary_steps`` bisections (geometric means) narrow the
+bracket.  Every misclassified minimiser is a candidate; the closest in L2 is returned.
 
 Untargeted use (verinet's robustness property): the ``targets`` classes with the smallest
 linearised distance ``(f_l - f_j) / ||grad f_l - grad f_j||_2`` at ``x0`` are tried in turn
