@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     from verinet.cli_certify import add_parser as add_certify
 
     add_certify(sub, common, _floats)
+    from verinet.cli_estimate import add_parsers as add_estimates
+
+    add_estimates(sub, common, _floats)
     return p
 
 
@@ -169,6 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _set_threads(args.threads)
             return cmd_certify(args)
+        if args.command in ("clever", "roby"):
+            from verinet import cli_estimate
+
+            _set_threads(args.threads)
+            return cli_estimate.cmd_clever(args) if args.command == "clever" else (
+                cli_estimate.cmd_roby(args))
         raise InputError(f"unknown command {args.command}")
     except VerinetError as e:
         _error_out(args)
