@@ -305,14 +305,23 @@ def _confirm(net: Network, x0: np.ndarray, lab: np.ndarray, x: np.ndarray,
     """Clip candidates to the region, re-run the float64 IR, re-check the property."""
     x = np.clip(np.where(np.isfinite(x), x, x0), lo, hi)
     n = x0.shape[0]
-    y = net.evaluate(x)
-    ok_x = _misclassified(x, y, lab, lo, hi, net.n_outputs)
-    # x0 is re-run only where it matters: where x failed, and for minimal attacks (a
+    # Rows where the attack returned x0 itself (fixed-eps attacks that failed) share one
+    # evaluation for x and x0.
+    moved = (x != x0).any(axis=1)
+    y = np.empty((n, net.n_outputs), dtype=np.float64)
+    if moved.any():
+        y[moved] = net.evaluate(x[moved])
+    # x0 is run where it matters: where x failed, and for minimal attacks (a
     # misclassified x0 is then the answer); elsewhere its outputs are never used.
+    if (~moved).any():
+        y[~moved] = net.evaluate(x0[~moved])
+    ok_x = _misclassified(x, y, lab, lo, hi, net.n_outputs)
     need = ~ok_x | attack.minimal
     y0 = np.empty_like(y)
-    if need.any():
-        y0[need] = net.evaluate(x0[need])
+    y0[~moved] = y[~moved]
+    need_run = need & moved
+    if need_run.any():
+        y0[need_run] = net.evaluate(x0[need_run])
     ok_0 = np.zeros(n, dtype=bool)
     ok_0[need] = _misclassified(x0[need], y0[need], lab[need], lo[need], hi[need],
                                 net.n_outputs)

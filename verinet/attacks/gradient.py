@@ -78,32 +78,39 @@ class PGD(Attack):
             x[n_samples:] = lo_r[n_samples:] + u * (hi_r - lo_r)[n_samples:]
         out = x0.clone()  # the first adversarial point found per sample (x0: none yet)
         done = torch.zeros(n_samples, dtype=torch.bool, device=x.device)
-        # The batch holds only the rows of samples not yet fooled; it is compacted when a
-        # quarter of it is done (compacting every step costs more than it saves).
+        # The batch holds the rows of samples not yet fooled; it is compacted when a
+        # quarter of it is done.
         rows = torch.arange(x.shape[0], device=x.device)
         state: tuple[Tensor, ...] = (x, lab, alpha, lo_r, hi_r)
         for t in range(self.steps + 1):
             xa, lab_a, alpha_a, lo_a, hi_a = state
-            xa = xa.requires_grad_(True)
-            logits = model(xa)
+            last = t == self.steps
+            with torch.set_grad_enabled(not last):  # the last pass only checks
+                xa = xa.requires_grad_(not last)
+                logits = model(xa)
             adv = is_adversarial(logits, lab_a)
-            if bool(adv.any()):
+            if bool(adv.any()):  # bookkeeping only when something was fooled
                 fooled = rows[adv] % n_samples
                 new = ~done[fooled]
                 out[fooled[new]] = xa.detach()[adv][new]
                 done[fooled] = True
-            keep = ~done[rows % n_samples]
-            if t == self.steps or not bool(keep.any()):
+                keep = ~done[rows % n_samples]
+                if not bool(keep.any()):
+                    break
+                compact = int(keep.sum()) <= 0.75 * keep.numel()
+            else:
+                compact = False
+            if last:
                 break
             if self.loss == "margin":
                 obj = margin_loss(logits, lab_a)
             else:
                 obj = F.cross_entropy(logits, lab_a, reduction="none")
             (g,) = torch.autograd.grad(obj.sum(), xa)
-            with torch.no_grad():
-                step = xa.detach() + (self.factor(t) * alpha_a) * torch.sign(g)
-                state = (torch.clamp(step, lo_a, hi_a),) + state[1:]
-            if int(keep.sum()) <= 0.75 * keep.numel():
+            with torch.no_grad():  # in place: x + a_t * sign(g), clipped to the region
+                step = g.sign_().mul_(self.factor(t) * alpha_a).add_(xa.detach())
+                state = (step.clamp_(lo_a, hi_a),) + state[1:]
+            if compact:  # every step costs less than a compaction: only when a quarter left
                 rows, state = rows[keep], tuple(v[keep] for v in state)
         return out
 
