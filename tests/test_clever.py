@@ -286,6 +286,23 @@ def test_attack_check_flags_an_estimate_above_a_witness() -> None:
         check_sample_report(r, SampleReport(3, 0, 0, SampleStatus.NOT_ASKED))
 
 
+@pytest.mark.slow
+def test_next_to_a_certify_sandwich() -> None:
+    """The integration the certify report will use: one CLEVER result per SampleReport."""
+    from verinet import api
+
+    model = api.load_model(examples.model_path())
+    data = np.load(examples.data_path())
+    x, y = data["x"][:2], data["y"][:2]
+    report = api.certify(model, x, y, radius=True, timeout=5, milp=False)
+    results = clever_scores(model.network, x, y, norm="inf",
+                            options=CleverOptions(nb_batches=50, batch_size=128))
+    for r, s in zip(results, report.samples, strict=True):
+        check = check_sample_report(r, s)
+        assert check.clever == r.score and check.attack_bound == s.radius.upper
+        assert check.exceeds == (r.score > s.radius.upper)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

@@ -122,7 +122,7 @@ def test_raw_distances_and_invariances() -> None:
         (r.roby, r.fsa, r.fsd, r.fsc))
 
 
-def test_all_distances_equal_normalise_to_zero(caplog: pytest.LogCaptureFixture) -> None:
+def test_all_distances_equal_normalise_to_zero() -> None:
     f = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])  # spreads 0, D = 1
     r = roby_statistics(f, np.array([0, 0, 1, 1]), normalisation="separate")
     assert (r.fsa, r.fsd, r.fsc) == (1.0, 0.0, 0.0)
