@@ -31,6 +31,7 @@ lowering's ``dtype`` (float32 by default, as ART and the original use).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -206,9 +207,7 @@ def clever_scores(
     seeds = (rng if rng is not None else np.random.default_rng(ORIGINAL_SEED)).integers(
         2**62, size=len(xa))
     model = torch_network(logits_net, dtype)
-    if torch.device(device).type != "cpu":
-        import copy
-
+    if torch.device(device).type != "cpu":  # the cached CPU module stays on the CPU
         model = copy.deepcopy(model).to(device)
     out = []
     for i in range(len(xa)):
