@@ -167,6 +167,17 @@ def test_batched_nelder_mead_equals_scipy_fit(reg: float) -> None:
     np.testing.assert_allclose(got, np.array(ref), rtol=1e-7, atol=1e-9)
 
 
+def test_batched_nelder_mead_equals_fmin_at_its_budget() -> None:
+    """10-D Rosenbrock: most runs stop at the 2000-call budget (mid-iteration)."""
+    starts = np.random.default_rng(1).normal(size=(3, 10)) * 3
+    got = nelder_mead(lambda t, i: scipy.optimize.rosen(t.T), starts)
+    for s, g in zip(starts, got, strict=True):
+        x, _, _, calls, flag = scipy.optimize.fmin(scipy.optimize.rosen, s, disp=0,
+                                                   full_output=1)
+        np.testing.assert_array_equal(g, x)
+    assert flag == 1 and calls == 2000  # the last start ran out of budget
+
+
 def test_ks_pvalues_equal_scipy() -> None:
     x = -(5 - scipy.stats.weibull_min.rvs(2, size=(3, 30), random_state=1))
     theta = np.array([[2.0, -5.2, 1.0], [1.5, -5.0, 0.8], [3.0, -6.0, 1.5]])
