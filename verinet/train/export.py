@@ -14,6 +14,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -42,10 +43,10 @@ def mlp_to_onnx(net: torch.nn.Sequential, *, graph_name: str = "mlp",
                   numpy_helper.from_array(lin.bias.detach().numpy().astype(np.float32), b)]
         last = k == len(linears) - 1
         out = "logits" if last else f"fc{k}"
-        scale = {"alpha": 1 / temperature, "beta": 1 / temperature} if (
-            last and temperature != 1.0) else {}
-        nodes.append(helper.make_node("Gemm", [prev, w, b], [out], name=f"fc{k}", transB=1,
-                                      **scale))
+        attrs: dict[str, Any] = {"transB": 1}
+        if last and temperature != 1.0:
+            attrs.update(alpha=1 / temperature, beta=1 / temperature)
+        nodes.append(helper.make_node("Gemm", [prev, w, b], [out], name=f"fc{k}", **attrs))
         if not last:
             nodes.append(helper.make_node("Relu", [out], [f"relu{k}"], name=f"relu{k}"))
             out = f"relu{k}"
