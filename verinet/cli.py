@@ -1,6 +1,7 @@
-"""Command line: ``verinet verify MODEL.onnx PROPERTY.vnnlib [--timeout S] [--out FILE]``
-and ``verinet certify [MODEL.onnx] --data FILE --eps E [--radius]`` (see
-:mod:`verinet.cli_certify`).
+"""Command line: ``verinet verify MODEL.onnx PROPERTY.vnnlib [--timeout S] [--out FILE]``,
+``verinet certify [MODEL.onnx] --data FILE --eps E [--radius]`` (see
+:mod:`verinet.cli_certify`) and ``verinet pac [MODEL.onnx] --data FILE --eps E [--radius]``
+(DeepPAC, see :mod:`verinet.cli_pac`).
 
 Exit codes (documented in the README):
 
@@ -84,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     from verinet.cli_estimate import add_parsers as add_estimates
 
     add_estimates(sub, common, _floats)
+    from verinet.cli_pac import add_parser as add_pac
+
+    add_pac(sub, common, _floats)
+    from verinet.cli_study import add_parser as add_study
+
+    add_study(sub, common, _floats)
     return p
 
 
@@ -172,12 +179,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _set_threads(args.threads)
             return cmd_certify(args)
+        if args.command == "pac":
+            from verinet.cli_pac import cmd_pac
+
+            _set_threads(args.threads)
+            return cmd_pac(args)
         if args.command in ("clever", "roby"):
             from verinet import cli_estimate
 
             _set_threads(args.threads)
             return cli_estimate.cmd_clever(args) if args.command == "clever" else (
                 cli_estimate.cmd_roby(args))
+        if args.command == "study":
+            from verinet.cli_study import cmd_study
+
+            _set_threads(args.threads)
+            return cmd_study(args)
         raise InputError(f"unknown command {args.command}")
     except VerinetError as e:
         _error_out(args)

@@ -1,0 +1,234 @@
+"""Per-model robustness metrics of the study (:func:`model_metrics`).
+
+For one model and one labelled set (raw inputs), on the samples the model classifies
+correctly (``n_correct``):
+
+* **I-FGSM** (BIM, :func:`ifgsm`): the attack success rate at ``eps`` (share of the
+  correct samples fooled) and the mean minimal L-inf distortion found by a batched
+  bisection on each sample's radius (``bisection`` rounds; a sample never fooled, even
+  on the whole domain, is left out of the mean and counted in ``ifgsm_unfooled``).
+* **C&W** (L2, unbounded): the success rate and the mean L2 distortion of its
+  confirmed adversarial examples.
+* **CLEVER** (untargeted, L-inf, an *estimate*): the mean score over the correct samples.
+* **ROBY** on logits (an *estimate*) over every sample of the set.
+* optionally the **certified** radius sandwich (``verinet certify --radius`` with a
+  per-sample timeout): the certified and empirical robust accuracy at ``eps`` and the
+  mean certified lower / attack upper radius.
+
+Every attack's success is confirmed on the float64 IR by :class:`~verinet.attacks.Attack`.
+Means over an empty set are ``nan``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from verinet.attacks.base import Attack
+from verinet.ir.graph import Network
+from verinet.types import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """Settings shared by every model of a study.  ``eps``: the L-inf radius of the
+    success rates (raw input units); ``ifgsm_steps``: I-FGSM steps; ``bisection``: rounds of the
+    per-sample radius search; ``cw_steps``/``cw_binary_steps``: C&W L2 effort;
+    ``clever_batches``/``clever_batch_size``: CLEVER's Nb / Ns; ``certify_timeout``:
+    seconds per sample for the certified sandwich (0: skipped)."""
+
+    eps: float = 0.1
+    ifgsm_steps: int = 20
+    bisection: int = 10
+    cw_steps: int = 200
+    cw_binary_steps: int = 6
+    clever_batches: int = 50
+    clever_batch_size: int = 128
+    certify_timeout: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.eps) and 0 < self.eps <= 1):
+            raise InputError(f"eps must lie in (0, 1], got {self.eps}")
+        for name in ("ifgsm_steps", "bisection", "cw_steps", "cw_binary_steps",
+                     "clever_batches", "clever_batch_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.certify_timeout) and self.certify_timeout >= 0):
+            raise InputError(f"certify_timeout must be >= 0, got {self.certify_timeout}")
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """The study's numbers for one model (see the module docstring).  Rates are shares in
+    [0, 1]; distortions are in raw input units; ``seconds`` per metric group."""
+
+    name: str
+    n_samples: int
+    n_correct: int
+    clean_accuracy: float
+    ifgsm_success: float
+    ifgsm_mean_linf: float
+    ifgsm_unfooled: int
+    cw_success: float
+    cw_mean_l2: float
+    clever_linf: float
+    roby: float
+    fsa: float
+    fsd: float
+    fsc: float
+    certified_accuracy: float | None = None
+    empirical_accuracy: float | None = None
+    certified_mean_lower: float | None = None
+    attack_mean_upper: float | None = None
+    seconds: tuple[tuple[str, float], ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["seconds"] = dict(self.seconds)
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in d.items()}
+
+
+def _mean(v: np.ndarray) -> float:
+    return float(np.mean(v)) if v.size else math.nan
+
+
+def correct_mask(network: Network, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Samples the float64 IR classifies correctly (a tie with another class is wrong)."""
+    out = network.evaluate(x)
+    own = out[np.arange(len(y)), y]
+    out = out.copy()
+    out[np.arange(len(y)), y] = -np.inf
+    return out.max(axis=1) < own
+
+
+def ifgsm(steps: int) -> Attack:
+    """The study's I-FGSM: ``steps`` sign steps of ``1.25 eps / steps`` from x0 (the
+    whole ball is reachable), projected after each step."""
+    from verinet.attacks import BIM
+
+    return BIM(steps=steps, rel_stepsize=1.25 / steps)
+
+
+def ifgsm_success(network: Network, x: np.ndarray, y: np.ndarray, eps: float, steps: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample: fooled at ``eps`` by I-FGSM, and the confirmed adversarial point (x0
+    where not fooled)."""
+    res = ifgsm(steps)(network, x, y, eps=eps, rng=rng)
+    return res.success, res.x
+
+
+def ifgsm_min_distortion(network: Network, x: np.ndarray, y: np.ndarray, steps: int,
+                         rounds: int, rng: np.random.Generator) -> np.ndarray:
+    """Per sample the smallest L-inf radius at which I-FGSM fooled the model, found by a
+    batched bisection on per-sample radii (``inf`` where even the whole domain [0, 1]
+    was not enough)."""
+    n = len(y)
+    attack = ifgsm(steps)
+    best = np.full(n, np.inf)
+    res = attack(network, x, y, eps=np.ones(n), rng=rng)
+    best[res.success] = res.distance[res.success]
+    lo, hi = np.zeros(n), np.where(res.success, res.distance, 1.0)
+    live = res.success.copy()
+    for _ in range(rounds):
+        if not live.any():
+            break
+        idx = np.flatnonzero(live)
+        mid = 0.5 * (lo[idx] + hi[idx])
+        r = attack(network, x[idx], y[idx], eps=mid, rng=rng)
+        ok = r.success
+        hit = idx[ok]
+        best[hit] = np.minimum(best[hit], r.distance[ok])
+        hi[hit] = np.minimum(mid[ok], best[hit])
+        lo[idx[~ok]] = mid[~ok]
+    return best
+
+
+def model_metrics(name: str, network: Network, x: np.ndarray, y: np.ndarray,
+                  options: StudyOptions, onnx_eval: object | None = None) -> ModelMetrics:
+    """Every metric of the study for one model (see the module docstring)."""
+    from verinet.attacks import CWL2
+    from verinet.estimates.clever import CleverOptions, clever_scores
+    from verinet.estimates.roby import roby
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if x.ndim != 2 or len(x) != len(y) or len(y) == 0:
+        raise InputError(f"need samples (N, n) and N labels, got {x.shape} and {y.shape}")
+    seconds: dict[str, float] = {}
+    rng = np.random.default_rng(options.seed)
+    ok = correct_mask(network, x, y)
+    xc, yc = x[ok], y[ok]
+    n_ok = int(ok.sum())
+
+    t0 = time.perf_counter()
+    if n_ok:
+        fooled, _ = ifgsm_success(network, xc, yc, options.eps, options.ifgsm_steps, rng)
+        dist = ifgsm_min_distortion(network, xc, yc, options.ifgsm_steps, options.bisection,
+                                    rng)
+    else:
+        fooled, dist = np.zeros(0, dtype=bool), np.zeros(0)
+    seconds["ifgsm"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if n_ok:
+        cw = CWL2(steps=options.cw_steps, binary_steps=options.cw_binary_steps)(
+            network, xc, yc, eps=None, rng=rng)
+        cw_ok, cw_d = cw.success, cw.distance[cw.success]
+    else:
+        cw_ok, cw_d = np.zeros(0, dtype=bool), np.zeros(0)
+    seconds["cw"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    copts = CleverOptions(nb_batches=options.clever_batches, batch_size=options.clever_batch_size)
+    scores = np.array([r.score for r in clever_scores(
+        network, xc, yc, norm="inf", options=copts, rng=np.random.default_rng(options.seed))])
+    seconds["clever"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rb = roby(network, x, y)
+    seconds["roby"] = time.perf_counter() - t0
+
+    cert: dict[str, float | None] = {}
+    if options.certify_timeout > 0 and n_ok:
+        t0 = time.perf_counter()
+        cert = _certified(network, onnx_eval, xc, yc, len(y), options)
+        seconds["certify"] = time.perf_counter() - t0
+
+    finite = dist[np.isfinite(dist)]
+    return ModelMetrics(
+        name=name, n_samples=len(y), n_correct=n_ok, clean_accuracy=n_ok / len(y),
+        ifgsm_success=_mean(fooled.astype(float)), ifgsm_mean_linf=_mean(finite),
+        ifgsm_unfooled=int((~np.isfinite(dist)).sum()),
+        cw_success=_mean(cw_ok.astype(float)), cw_mean_l2=_mean(cw_d),
+        clever_linf=_mean(scores), roby=rb.roby, fsa=rb.fsa, fsd=rb.fsd, fsc=rb.fsc,
+        seconds=tuple(sorted(seconds.items())), **cert)
+
+
+def _certified(network: Network, onnx_eval: object | None, x: np.ndarray, y: np.ndarray,
+               n_total: int, options: StudyOptions) -> dict[str, float | None]:
+    """The certify sandwich of the correctly classified samples ``x`` of a set of
+    ``n_total``; accuracies are shares of the whole set."""
+    from verinet.certify.engine import CertifyOptions
+    from verinet.certify.run import certify
+
+    opts = CertifyOptions(eps=options.eps, radius=True, timeout=options.certify_timeout,
+                          seed=options.seed)
+    rep = certify(network, onnx_eval, x, y, opts)  # type: ignore[arg-type]
+    s = rep.summary()
+    share = len(y) / n_total  # the caller passes the correct samples only
+    lowers = np.array([r.radius.lower for r in rep.samples if r.radius is not None])
+    uppers = np.array([r.radius.upper for r in rep.samples if r.radius is not None])
+    uppers = uppers[np.isfinite(uppers)]
+    cert, emp = s.certified_accuracy, s.empirical_accuracy
+    return {"certified_accuracy": None if cert is None else cert * share,
+            "empirical_accuracy": None if emp is None else emp * share,
+            "certified_mean_lower": _mean(lowers[np.isfinite(lowers)]),
+            "attack_mean_upper": _mean(uppers)}
