@@ -1,0 +1,162 @@
+"""Learning the PAC model: DeepPAC's three phases on precomputed features and scores.
+
+For every class ``j != label`` an affine model ``g_j(x) = c_j . a(x)`` of the score
+difference ``Delta_j = f_j - f_label`` is learned (``a`` from
+:class:`~verinet.pac.sampling.FeatureMap`):
+
+1. **coarse fit** on the K1 samples: least squares (``phase1="lstsq"``, one
+   factorisation shared by all classes) or the artifact's Chebyshev LP
+   ``min lambda s.t. |A c - d| <= lambda, -b <= c <= b`` (``phase1="lp"``; ~20 s per
+   class on MNIST).  Least-squares coefficients are clipped to ``[-b, b]``.
+2. **focused re-fit** on the K2 samples: the ``kappa`` coefficients of largest magnitude
+   (the constant included in the ranking) are re-learned by the Chebyshev LP with the
+   others frozen (``kappa + 1`` variables, ``2 K2`` rows).  Solved exactly by constraint
+   generation: the LP on a subset of the rows is re-solved with the rows it violates
+   until none is violated, which is optimal for the full LP.
+3. **scenario margin** on the K3 samples: ``lambda* = max_j max_k |g_j(x_k) - Delta_j(x_k)|``.
+
+Only Phase 3 carries the guarantee (see :mod:`verinet.pac`): Phases 1 and 2 may use any
+fitting method, and their LP optima are trusted from HiGHS only as far as they shape the
+model; ``lambda*`` is computed here exactly (float64) from the K3 residuals.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linprog
+
+from verinet.types import SoundnessError, frozen_array
+
+log = logging.getLogger(__name__)
+
+CG_INITIAL_ROWS = 400  # constraint generation: first subset of samples
+CG_ADDED_ROWS = 200    # most violated samples added per round
+
+
+@dataclass(frozen=True)
+class PacModel:
+    """Affine score-difference models and their margin.
+
+    ``coef`` (m - 1, n + 1): row ``i`` models ``Delta_{classes[i]}`` on features
+    ``[(x - mean)/std ; 1]``; ``margin``: ``lambda*`` of Phase 3; ``fit_margins``
+    (m - 1,): each class's Phase 2 optimum (in-sample, informative only).
+    """
+
+    classes: np.ndarray
+    coef: np.ndarray
+    margin: float
+    fit_margins: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", frozen_array(self.classes, dtype=np.int64))
+        object.__setattr__(self, "coef", frozen_array(self.coef))
+        object.__setattr__(self, "fit_margins", frozen_array(self.fit_margins))
+        if not np.isfinite(self.coef).all() or not np.isfinite(self.margin):
+            raise SoundnessError("the learned PAC model is not finite")
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """``g_j`` (K, m - 1) at features (K, n + 1)."""
+        return np.asarray(features, dtype=np.float64) @ self.coef.T
+
+    def upper(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        """``U_j = max over the feature box of g_j, plus lambda*`` (m - 1,)."""
+        w = self.coef[:, :-1]
+        top = np.maximum(w * lower, w * upper).sum(axis=1) + self.coef[:, -1]
+        return top + self.margin
+
+    def vertices(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        """The box vertex maximising each ``g_j`` (m - 1, n): ``upper`` where the
+        coefficient is positive, else ``lower`` (given in any space the box lives in)."""
+        return np.where(self.coef[:, :-1] > 0, upper, lower)
+
+
+def learn(phases: tuple[tuple[np.ndarray, np.ndarray], ...], classes: np.ndarray, kappa: int,
+          phase1: str = "lstsq", bound: float = 100.0) -> PacModel:
+    """Run the three phases on ``((A1, D1), (A2, D2), (A3, D3))``: features (K, n + 1) and
+    score differences (K, m - 1) of each phase's samples."""
+    (a1, d1), (a2, d2), (a3, d3) = phases
+    coef = coarse_fit(a1, d1, phase1, bound)
+    coef, fit = focused_refit(a2, d2, coef, kappa, bound)
+    return PacModel(classes, coef, scenario_margin(a3, d3, coef), fit)
+
+
+def coarse_fit(a: np.ndarray, d: np.ndarray, method: str, bound: float) -> np.ndarray:
+    """Phase 1: coefficients (m - 1, n + 1) from features ``a`` and targets ``d``."""
+    if method == "lp":
+        return np.stack([chebyshev_fit(a, d[:, j], bound, generate=False)[0]
+                         for j in range(d.shape[1])])
+    sol = torch.linalg.lstsq(torch.as_tensor(a, dtype=torch.float64),
+                             torch.as_tensor(d, dtype=torch.float64), driver="gelsd").solution
+    return np.clip(sol.numpy().T, -bound, bound)
+
+
+def focused_refit(a: np.ndarray, d: np.ndarray, coef: np.ndarray, kappa: int, bound: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Phase 2: re-learn the ``kappa`` largest coefficients of every row of ``coef`` on
+    ``(a, d)`` with the rest frozen; returns the new coefficients and the LP optima."""
+    out = np.array(coef, dtype=np.float64)
+    fit = np.zeros(coef.shape[0])
+    for j in range(coef.shape[0]):
+        c = out[j]
+        if kappa <= 0:
+            fit[j] = float(np.max(np.abs(a @ c - d[:, j]))) if d.shape[0] else 0.0
+            continue
+        free = np.sort(np.argsort(np.abs(c))[-kappa:])
+        fixed = c.copy()
+        fixed[free] = 0.0
+        c_free, fit[j] = chebyshev_fit(a[:, free], d[:, j] - a @ fixed, bound)
+        c[free] = c_free
+    return out, fit
+
+
+def scenario_margin(a: np.ndarray, d: np.ndarray, coef: np.ndarray) -> float:
+    """Phase 3: ``max_j max_k |g_j(x_k) - Delta_j(x_k)|`` (0 for no samples)."""
+    if a.shape[0] == 0:
+        return 0.0
+    return float(np.max(np.abs(a @ coef.T - d)))
+
+
+def chebyshev_fit(a: np.ndarray, d: np.ndarray, bound: float, generate: bool = True
+                  ) -> tuple[np.ndarray, float]:
+    """``argmin_c max_k |a_k . c - d_k|`` over ``-bound <= c <= bound`` by the LP
+    ``min lambda s.t. -lambda <= a c - d <= lambda`` (HiGHS through scipy).
+
+    ``generate``: constraint generation (exact: stops when no row is violated)."""
+    k, p = a.shape
+    if k == 0:
+        return np.zeros(p), 0.0
+    if not generate or k <= CG_INITIAL_ROWS:
+        return _chebyshev_lp(a, d, bound, "highs-ipm" if not generate else "highs-ds")
+    rows = np.unique(np.linspace(0, k - 1, max(CG_INITIAL_ROWS, 2 * p)).astype(np.int64))
+    while True:
+        c, lam = _chebyshev_lp(a[rows], d[rows], bound, "highs-ds")
+        res = np.abs(a @ c - d)
+        bad = np.flatnonzero(res > lam + 1e-9 * (1.0 + lam))
+        bad = bad[~np.isin(bad, rows)]  # rows in the LP hold up to the solver's tolerance
+        if bad.size == 0:
+            return c, float(np.max(res))
+        worst = bad[np.argsort(-res[bad])[:CG_ADDED_ROWS]]
+        rows = np.union1d(rows, worst)
+
+
+def _chebyshev_lp(a: np.ndarray, d: np.ndarray, bound: float, method: str
+                  ) -> tuple[np.ndarray, float]:
+    k, p = a.shape
+    ones = np.ones((k, 1))
+    a_ub = np.vstack([np.hstack([a, -ones]), np.hstack([-a, -ones])])
+    b_ub = np.concatenate([d, -d])
+    cost = np.zeros(p + 1)
+    cost[-1] = 1.0
+    bounds = [(-bound, bound)] * p + [(0.0, None)]
+    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method=method)
+    if res.status != 0 or res.x is None:
+        # The LP is always feasible (c = 0, lambda large); a failure is numerical.
+        log.warning("Chebyshev LP failed (%s); keeping the least-squares fit", res.message)
+        c = np.clip(np.linalg.lstsq(a, d, rcond=None)[0], -bound, bound)
+        return c, float(np.max(np.abs(a @ c - d)))
+    c = np.asarray(res.x[:p], dtype=np.float64)
+    return c, float(res.x[-1])
