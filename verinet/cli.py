@@ -22,38 +22,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 import threading
 import time
 from collections.abc import Sequence
 
+from verinet.cliargs import numbers as _floats
+from verinet.cliargs import positive_number as _positive_float
 from verinet.types import InputError, VerinetError
 
 log = logging.getLogger("verinet")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return v
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        vals = [float(t) for t in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
-    if not vals or not all(math.isfinite(v) for v in vals):
-        raise argparse.ArgumentTypeError(f"need finite numbers, got {text!r}")
-    return vals
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,16 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from verinet.cliargs import number
 from verinet.types import InputError
 
 log = logging.getLogger("verinet")
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def _target(text: str) -> int | str:
@@ -47,7 +41,7 @@ def _data_options(p: argparse.ArgumentParser, floats: Any) -> None:
                    "default: the bundled digits samples")
     p.add_argument("--samples", type=int, help="number of samples (default: all)")
     p.add_argument("--start", type=int, default=0, help="index of the first sample")
-    p.add_argument("--scale", type=_float, help="divide the data by this (255 for pixels)")
+    p.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
     p.add_argument("--mean", type=floats, help="input normalisation mean (raw input space)")
     p.add_argument("--std", type=floats, help="input normalisation std")
     p.add_argument("--out", help="JSON report")
@@ -67,7 +61,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
                    help="class index or top2/random/least (default: untargeted)")
     c.add_argument("--batches", type=int, default=500, help="Nb batches (500)")
     c.add_argument("--batch-size", type=int, default=1024, help="Ns points per batch (1024)")
-    c.add_argument("--radius", type=_float,
+    c.add_argument("--radius", type=number,
                    help="sampling radius R (default: 0.1 inf, 3 L2, 30 L1, the original's)")
     c.add_argument("--pool-factor", type=int,
                    help="ART's scheme: bootstrap the batches from POOL*Ns points")

@@ -18,16 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from verinet.cliargs import number
 from verinet.types import InputError
 
 log = logging.getLogger("verinet")
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
@@ -40,16 +34,16 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     p.add_argument("--data", help=".npz (x, y), .npy (label first) or .csv (label first)")
     p.add_argument("--samples", type=int, help="number of samples (default: all)")
     p.add_argument("--start", type=int, default=0, help="index of the first sample")
-    p.add_argument("--scale", type=_float, help="divide the data by this (255 for pixels)")
+    p.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
     p.add_argument("--mean", type=floats, help="input normalisation mean (every model)")
     p.add_argument("--std", type=floats, help="input normalisation std (every model)")
-    p.add_argument("--eps", type=_float, default=0.1,
+    p.add_argument("--eps", type=number, default=0.1,
                    help="L-inf radius of the attack success rates (default 0.1)")
     p.add_argument("--ifgsm-steps", type=int, default=20, help="I-FGSM steps (20)")
     p.add_argument("--cw-steps", type=int, default=200, help="C&W L2 Adam steps (200)")
     p.add_argument("--clever-batches", type=int, default=50, help="CLEVER Nb (50)")
     p.add_argument("--clever-batch-size", type=int, default=128, help="CLEVER Ns (128)")
-    p.add_argument("--certify-timeout", type=_float, default=0.0,
+    p.add_argument("--certify-timeout", type=number, default=0.0,
                    help="seconds per sample for certified radii (default 0: skipped)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--out", help="JSON report")

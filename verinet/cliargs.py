@@ -1,0 +1,32 @@
+"""argparse value types shared by the subcommands (one-line errors, exit code 2)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def number(text: str) -> float:
+    """Any float (range checks belong to the option objects, with their own messages)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def positive_number(text: str) -> float:
+    v = number(text)
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return v
+
+
+def numbers(text: str) -> list[float]:
+    """A comma- or space-separated list of finite numbers (``--mean``, ``--std``)."""
+    try:
+        vals = [float(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not vals or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"need finite numbers, got {text!r}")
+    return vals
