@@ -66,6 +66,14 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     c.add_argument("--no-check", action="store_true",
                    help="skip the IR-vs-ONNX equivalence check on load")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.add_argument("--pac", action="store_true",
+                   help="also run DeepPAC: each sample's PAC radius (an estimate, never "
+                   "counted as certified) next to its sandwich; PAC counterexamples tighten "
+                   "the upper bound")
+    c.add_argument("--pac-seed", type=int, default=0, help="DeepPAC sampling seed (0)")
+    from verinet.cli_pac import add_pac_options
+
+    add_pac_options(c, prefix="pac-")
 
 
 def _inputs(args: argparse.Namespace) -> tuple[str, str]:
@@ -98,10 +106,15 @@ def cmd_certify(args: argparse.Namespace) -> int:
     options = CertifyOptions(eps=eps, radius=args.radius, timeout=args.timeout,
                              tolerance=args.tolerance, attacks=args.attacks,
                              milp=not args.no_milp, backend=args.backend, seed=args.seed)
+    pac = None
+    if args.pac:
+        from verinet.cli_pac import pac_run_from_args
+
+        pac = pac_run_from_args(args, model.network.input_shape, True, "pac-", args.pac_seed)
     on_sample = None if args.out is None else (lambda r: rep.write_json(r, args.out))
     report = certify(model.network, model.onnx_eval, data.x, data.y, options,
                      model_name=model_path, data_name=data_path, indices=data.indices,
-                     on_sample=on_sample, progress=_progress(args, len(data)))
+                     on_sample=on_sample, progress=_progress(args, len(data)), pac=pac)
     if args.out is not None:
         rep.write_json(report, args.out)
     if args.csv is not None:

@@ -5,6 +5,8 @@ Every radius is an L-inf distance in *raw* input space (normalisation is the net
 first layer).  ``radius`` is a :class:`~verinet.types.Sandwich`: ``lower`` is a sound
 lower bound (or exact), ``upper`` the distance of a confirmed adversarial example (or
 ``inf`` when none was found); constructing it raises ``SoundnessError`` if they cross.
+A DeepPAC record (``pac``) sits beside the sandwich: a PAC radius is an estimate with an
+``(epsilon, eta)`` guarantee, never a bound, and never counts as certified.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from verinet.pac.result import PacRecord, PacVerdict
 from verinet.types import Reason, Sandwich, SoundnessError, frozen_array
 
 
@@ -50,6 +53,9 @@ class SampleReport:
     set for misclassified samples: ``[0, 0]``).  ``exact`` is True when
     ``radius.upper - radius.lower <= tolerance`` (or the whole domain is proven robust).
     ``attacks``: the smallest confirmed distance each attack reached (``inf``: none).
+    ``pac``: the DeepPAC record (PAC radius, verdict at eps, settings) when it ran; an
+    unsafe PAC verdict is a confirmed counterexample, so it may not lie below the
+    certified radius.
     """
 
     index: int
@@ -65,9 +71,16 @@ class SampleReport:
     timings: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     message: str = ""
     attacks: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+    pac: PacRecord | None = None
 
     def __post_init__(self) -> None:
         r, w = self.radius, self.witness
+        if self.pac is not None and r is not None:
+            d = self.pac.closest_distance()
+            if d < r.lower - r.tol:
+                raise SoundnessError(
+                    f"sample {self.index}: a PAC counterexample at distance {d!r} lies below "
+                    f"the certified radius {r.lower!r} ({r.lower_by})")
         if w is not None and r is not None and w.distance < r.lower - r.tol:
             raise SoundnessError(
                 f"sample {self.index}: witness at distance {w.distance!r} lies below the "
@@ -116,6 +129,45 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class PacComparison:
+    """Where the PAC radii fall relative to the sandwiches, over the correctly classified
+    samples that have both: ``inside`` ``lower <= pac <= upper``, ``above`` the attack
+    upper bound, ``below`` the certified lower bound (``n = inside + above + below``).
+    ``robust``/``unsafe``/``unknown``: PAC verdicts at the run's eps (None: not asked)."""
+
+    n: int
+    inside: int
+    above: int
+    below: int
+    robust: int | None = None
+    unsafe: int | None = None
+    unknown: int | None = None
+
+    @staticmethod
+    def of(samples: tuple[SampleReport, ...]) -> PacComparison | None:
+        recs = [(r, r.pac) for r in samples if r.pac is not None]
+        if not recs:
+            return None
+        inside = above = below = 0
+        for r, p in recs:
+            if not r.correct or r.radius is None or p.radius is None:
+                continue
+            if p.radius > r.radius.upper:
+                above += 1
+            elif p.radius < r.radius.lower:
+                below += 1
+            else:
+                inside += 1
+        verdicts = [p.at_eps.verdict for _, p in recs if p.at_eps is not None]
+        if not verdicts:
+            return PacComparison(inside + above + below, inside, above, below)
+        count = {v: sum(x is v for x in verdicts) for v in PacVerdict}
+        return PacComparison(inside + above + below, inside, above, below,
+                             count[PacVerdict.ROBUST], count[PacVerdict.UNSAFE],
+                             count[PacVerdict.UNKNOWN])
+
+
+@dataclass(frozen=True)
 class CertifyReport:
     """Every sample's report plus the settings that produced them."""
 
@@ -137,6 +189,10 @@ class CertifyReport:
         count = {st: sum(r.status is st for r in s) for st in SampleStatus}
         return Summary(len(s), correct, count[SampleStatus.VERIFIED],
                        count[SampleStatus.FALSIFIED], count[SampleStatus.UNKNOWN], exact)
+
+    def pac_comparison(self) -> PacComparison | None:
+        """PAC radii against the sandwiches (None when DeepPAC did not run)."""
+        return PacComparison.of(self.samples)
 
     def curves(self, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(certified, empirical) robust accuracy at each eps of ``grid`` from the radii.

@@ -2,6 +2,13 @@
 
 ``on_sample`` is called with the report built so far after every sample (the CLI writes
 the JSON there, so an interruption or a later failure keeps what is already computed).
+
+With ``pac`` (``verinet certify --pac``) DeepPAC runs on every correctly classified sample
+after its sandwich: the PAC record is attached to the sample report (never counted as
+certified), and a PAC counterexample closer than the attack's witness -- confirmed again
+here on the IR and the original ONNX model by :func:`~verinet.certify.bracket.confirm_witness`
+-- becomes the sample's witness and tightens the upper bound (the report's invariants
+then check it against the certified lower bound: a PAC counterexample below it is a bug).
 """
 
 from __future__ import annotations
@@ -9,13 +16,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import numpy as np
 
+from verinet.certify.bracket import Sample, confirm_witness
 from verinet.certify.engine import CertifyOptions, certify_sample, chain_or_none
-from verinet.certify.result import CertifyReport, SampleReport
+from verinet.certify.result import CertifyReport, SampleReport, SampleStatus, Witness
 from verinet.ir.graph import Network
-from verinet.types import InputError
+from verinet.pac.dataset import PacRun, pac_settings, run_pac
+from verinet.pac.result import PacRecord
+from verinet.pac.verdict import PacProblem
+from verinet.types import Guarantee, InputError, Reason, Sandwich
 from verinet.verify.witness import OnnxEval
 
 log = logging.getLogger(__name__)
@@ -35,8 +47,10 @@ def certify(
     indices: np.ndarray | None = None,
     on_sample: Callable[[CertifyReport], None] | None = None,
     progress: Progress | None = None,
+    pac: PacRun | None = None,
 ) -> CertifyReport:
-    """Certify every row of ``x`` (raw flat inputs) with labels ``y``."""
+    """Certify every row of ``x`` (raw flat inputs) with labels ``y`` (and run DeepPAC on
+    each with ``pac``, see the module doc)."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
     if x.ndim != 2 or x.shape[1] != network.n_inputs:
@@ -51,6 +65,8 @@ def certify(
     t0 = time.monotonic()
     done: list[SampleReport] = []
     settings = _settings(options)
+    if pac is not None:
+        settings += (("pac", dict(pac_settings(pac.options, pac.search, network.n_inputs))),)
     order: Iterable[int] = range(x.shape[0])
     if progress is not None:
         order = progress(order)
@@ -58,6 +74,8 @@ def certify(
                            options.seed, settings, 0.0)
     for i in order:
         rep = certify_sample(network, onnx_eval, int(idx[i]), x[i], int(y[i]), options, chain)
+        if pac is not None and rep.correct:
+            rep = with_pac(network, onnx_eval, rep, x[i], options, pac)
         log.info("sample %d: %s radius [%s] in %.2fs", rep.index, rep.status.value,
                  "" if rep.radius is None else f"{rep.radius.lower:.6g}, {rep.radius.upper:.6g}",
                  rep.seconds)
@@ -68,6 +86,44 @@ def certify(
         if on_sample is not None:
             on_sample(report)
     return report
+
+
+def with_pac(network: Network, onnx_eval: OnnxEval | None, rep: SampleReport, x0: np.ndarray,
+             options: CertifyOptions, pac: PacRun) -> SampleReport:
+    """``rep`` with its DeepPAC record, and tightened by a closer PAC counterexample."""
+    t0 = time.monotonic()
+    problem = PacProblem(network, onnx_eval, x0, rep.label, pac.options, pac.features,
+                         options.domain)
+    record = run_pac(problem, options.eps, pac.search)
+    closest = record.counterexample
+    w = None
+    upper = rep.radius.upper if rep.radius is not None else float("inf")
+    if closest is not None and closest.counterexample is not None and closest.distance < upper:
+        n, (lo, hi) = network.n_inputs, options.domain
+        sample = Sample(problem.x0, rep.label, (np.full(n, lo), np.full(n, hi)))
+        w = confirm_witness(network, onnx_eval, sample, closest.counterexample.x,
+                            f"pac-{closest.source}")
+    return _tightened(rep, record, w, options, time.monotonic() - t0)
+
+
+def _tightened(rep: SampleReport, record: PacRecord, w: Witness | None,
+               options: CertifyOptions, seconds: float) -> SampleReport:
+    timings = rep.timings + (("pac", seconds),)
+    out = replace(rep, pac=record, timings=timings, seconds=rep.seconds + seconds)
+    r = rep.radius
+    if w is None or r is None or w.distance >= r.upper:
+        return out
+    radius = Sandwich(r.lower, w.distance, r.lower_by, w.method, r.lower_guarantee,
+                      Guarantee.EMPIRICAL)
+    status, reason = rep.status, rep.reason
+    if options.eps is not None and w.distance <= options.eps:
+        status, reason = SampleStatus.FALSIFIED, Reason.WITNESS_CONFIRMED
+    note = f"a PAC counterexample tightened the upper bound to {w.distance:.6g}"
+    log.info("sample %d: %s", rep.index, note)
+    return replace(out, radius=radius, witness=w, status=status, reason=reason,
+                   exact=radius.gap <= options.tolerance,
+                   attacks=rep.attacks + ((w.method, w.distance),),
+                   message="; ".join(m for m in (rep.message, note) if m))
 
 
 def _settings(options: CertifyOptions) -> tuple[tuple[str, object], ...]:

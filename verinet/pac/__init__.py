@@ -18,7 +18,7 @@ scenario theorem gives: with probability at least ``1 - eta`` over the K3 sample
 
     ``P_{x ~ U(B)} [ exists j: |g_j(x) - Delta_j(x)| > lambda* ] <= epsilon``.
 
-PAC-robust (every ``U_j = max_B g_j + lambda* <= 0``) therefore means: with confidence
+PAC-robust (every ``U_j = max_B g_j + lambda* < 0``) therefore means: with confidence
 ``1 - eta``, the network gives the label on all of ``B`` except a set of probability at
 most ``epsilon`` under the uniform distribution (it is *not* a proof; a counterexample may
 exist).  The statement is about the network as evaluated for the samples (float32 by

@@ -21,9 +21,9 @@ from verinet.types import Counterexample, Guarantee, SoundnessError
 class PacVerdict(enum.Enum):
     """DeepPAC's verdicts: 1 = PAC-model robust, 0 = unsafe, 2 = unknown."""
 
-    ROBUST = "pac-robust"  # every U_j <= 0: the PAC model is robust on the ball
+    ROBUST = "pac-robust"  # every U_j < 0: the PAC model is robust on the ball
     UNSAFE = "unsafe"      # a confirmed counterexample (vertex or sampled point)
-    UNKNOWN = "unknown"    # some U_j > 0 and no candidate was confirmed
+    UNKNOWN = "unknown"    # some U_j >= 0 and no candidate was confirmed
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class PacCheck:
         if unsafe and not self.distance <= self.radius * (1 + 1e-12) + 1e-12:
             raise SoundnessError(f"PAC counterexample at distance {self.distance!r} lies "
                                  f"outside the ball of radius {self.radius!r}")
-        if self.verdict is PacVerdict.ROBUST and self.upper > 0:
-            raise SoundnessError(f"PAC-robust with U = {self.upper!r} > 0")
+        if self.verdict is PacVerdict.ROBUST and not self.upper < 0:
+            raise SoundnessError(f"PAC-robust with U = {self.upper!r} >= 0")
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,15 @@
 """One DeepPAC verdict: sample the ball, learn the PAC model, decide.
 
 ``U_j = max over the ball of g_j + lambda*`` (exact for an affine ``g_j`` over a box).
-All ``U_j <= 0``: PAC-model robust.  Otherwise the box vertex maximising each ``g_j``
-with ``U_j > 0`` is a candidate counterexample (the artifact's test), and so is every
+All ``U_j < 0``: PAC-model robust.  Otherwise the box vertex maximising each ``g_j``
+with ``U_j >= 0`` is a candidate counterexample (the artifact's test), and so is every
 sampled point the forward pass misclassified (``check_samples``).  A candidate counts
 only after :class:`~verinet.verify.witness.Replayer` confirmed it: snapped to float32
 inside the ball, misclassified (ties count) by the float64 IR *and* by the original
 ONNX model.  A confirmed counterexample makes the verdict UNSAFE -- also when every
-``U_j <= 0`` (possible only for a Phase 1/2 sample or a tie), since a PAC statement
-cannot outweigh a fact; otherwise some ``U_j > 0`` gives UNKNOWN.
+``U_j < 0`` (possible only for a Phase 1/2 sample), since a PAC statement cannot outweigh
+a fact; otherwise some ``U_j >= 0`` gives UNKNOWN.  (The artifact calls ``U_j = 0``
+robust; verinet counts ties as misclassified everywhere, so a tie is not robust here.)
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def pac_check(problem: PacProblem, radius: float) -> PacCheck:
     if cex is not None:
         verdict = PacVerdict.UNSAFE
     else:
-        verdict = PacVerdict.ROBUST if upper <= 0 else PacVerdict.UNKNOWN
+        verdict = PacVerdict.ROBUST if upper < 0 else PacVerdict.UNKNOWN
     check = PacCheck(float(radius), verdict, model.margin, upper, rival, counts, cex, source,
                      dist, time.monotonic() - start)
     log.debug("radius %.6g: %s (lambda* %.5g, U %.5g class %d) in %.2fs", radius,
@@ -115,7 +116,7 @@ def _most_violating(found: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarr
 
 def _vertex_candidates(model: PacModel, ups: np.ndarray, ball: Ball
                        ) -> list[tuple[np.ndarray, str]]:
-    order = [i for i in np.argsort(-ups) if ups[i] > 0]
+    order = [i for i in np.argsort(-ups) if ups[i] >= 0]
     verts = model.vertices(ball.lower, ball.upper)
     return [(verts[i], "vertex") for i in order]
 

@@ -7,13 +7,22 @@ JSON layout (draft 2020-12 schema in ``certify_schema.json``)::
                  certified_accuracy, empirical_accuracy, exact_radii},
      "curves": {"eps": [...], "certified": [...], "empirical": [...]},
      "samples": [{index, label, predicted, status, reason, eps, radius, witness, seconds,
-                  timings, message}, ...]}
+                  timings, message}, ...],
+     "pac": {...}}          # only when DeepPAC ran (see below)
 
 JSON has no infinity or NaN: ``radius.upper = null`` means no adversarial example was
 found (upper bound +inf); any other ``null`` number means "not available" (no eps, no
 samples).  ``status``/``reason``/guarantees are the enum values of
 :class:`~verinet.certify.result.SampleStatus`, :class:`~verinet.types.Reason` and
 :class:`~verinet.types.Guarantee`.
+
+DeepPAC (``verinet pac``, ``verinet certify --pac``): a sample's ``radius.pac`` holds its
+PAC record -- ``value`` (the maximum PAC radius, raw input units; null when no search
+ran), ``guarantee: "pac"``, the ``(epsilon, eta)`` and sample counts behind it, the
+verdict at eps and every verdict of the search (an ``unsafe`` one with its confirmed
+counterexample).  The top-level ``pac`` holds the comparison of PAC radii with the
+sandwiches (:class:`~verinet.certify.result.PacComparison`).  A PAC radius is never a
+bound and never enters ``summary`` or ``curves``.
 
 Curves grid (:func:`curve_grid`): 0, the run's eps and every finite radius end (and
 per-sample eps) in [0, 1], sorted and unique; beyond 1 nothing changes because the ball
@@ -40,13 +49,21 @@ from typing import Any
 import numpy as np
 
 from verinet import __version__
-from verinet.certify.result import CertifyReport, SampleReport, SampleStatus, Witness
-from verinet.types import Guarantee, InputError, Reason, Sandwich, SoundnessError
+from verinet.certify.result import (
+    CertifyReport,
+    PacComparison,
+    SampleReport,
+    SampleStatus,
+    Witness,
+)
+from verinet.pac.result import PacCheck, PacRecord, PacVerdict
+from verinet.pac.scenario import ScenarioCounts
+from verinet.types import Counterexample, Guarantee, InputError, Reason, Sandwich, SoundnessError
 
 SCHEMA_PATH = Path(__file__).with_name("certify_schema.json")
 MAX_CURVE_POINTS = 201
 CSV_COLUMNS = ("index", "label", "predicted", "status", "reason", "eps", "lower", "upper",
-               "lower_by", "upper_by", "exact", "seconds")
+               "lower_by", "upper_by", "exact", "seconds", "pac", "pac_at_eps")
 
 
 def load_schema() -> dict[str, Any]:
@@ -101,9 +118,45 @@ def _radius_dict(r: SampleReport) -> dict[str, Any] | None:
     s = r.radius
     if s is None:
         return None
-    return {"lower": _num(s.lower), "upper": _num(s.upper), "lower_by": s.lower_by,
-            "upper_by": s.upper_by, "lower_guarantee": s.lower_guarantee.value,
-            "upper_guarantee": s.upper_guarantee.value, "exact": r.exact}
+    d = {"lower": _num(s.lower), "upper": _num(s.upper), "lower_by": s.lower_by,
+         "upper_by": s.upper_by, "lower_guarantee": s.lower_guarantee.value,
+         "upper_guarantee": s.upper_guarantee.value, "exact": r.exact}
+    if r.pac is not None:
+        d["pac"] = _pac_dict(r.pac)
+    return d
+
+
+def _floats(a: np.ndarray | None) -> list[float] | None:
+    return None if a is None else [float(v) for v in a]
+
+
+def _check_dict(c: PacCheck) -> dict[str, Any]:
+    cex = c.counterexample
+    return {"radius": float(c.radius), "verdict": c.verdict.value, "margin": float(c.margin),
+            "upper": float(c.upper), "rival": c.rival, "seconds": float(c.seconds),
+            "counterexample": None if cex is None else {
+                "distance": float(c.distance), "source": c.source, "x": _floats(cex.x),
+                "y": _floats(cex.y), "y_onnx": _floats(cex.y_onnx)}}
+
+
+def _pac_dict(p: PacRecord) -> dict[str, Any]:
+    c = p.counts
+    return {"value": _num(p.radius), "guarantee": p.guarantee.value, "method": "deeppac",
+            "epsilon": p.epsilon, "eta": p.eta, "k1": c.k1, "k2": c.k2, "k3": c.k3,
+            "kappa": c.kappa, "phase1": p.phase1, "seed": p.seed, "grid": _num(p.grid),
+            "grid_value": _num(p.grid_radius), "continuous": p.continuous,
+            "tolerance": _num(p.tolerance), "verdicts": p.verdicts,
+            "joint_eta": float(p.joint_eta), "seconds": float(p.seconds),
+            "at_eps": None if p.at_eps is None else _check_dict(p.at_eps),
+            "checks": [_check_dict(x) for x in p.checks]}
+
+
+def _comparison_dict(c: PacComparison | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {"n": c.n, "inside": c.inside, "above_upper": c.above, "below_lower": c.below,
+            "at_eps": None if c.robust is None else {
+                "pac_robust": c.robust, "unsafe": c.unsafe, "unknown": c.unknown}}
 
 
 def _sample_dict(r: SampleReport) -> dict[str, Any]:
@@ -126,6 +179,7 @@ def report_to_dict(report: CertifyReport) -> dict[str, Any]:
     s = report.summary()
     grid = curve_grid(report)
     cert, emp = report.curves(grid)
+    comparison = report.pac_comparison()
     return {
         "verinet": __version__, "model": report.model, "data": report.data,
         "eps": _num(report.eps), "tolerance": float(report.tolerance), "seed": report.seed,
@@ -139,7 +193,29 @@ def report_to_dict(report: CertifyReport) -> dict[str, Any]:
         },
         "curves": {"eps": grid.tolist(), "certified": cert.tolist(), "empirical": emp.tolist()},
         "samples": [_sample_dict(r) for r in report.samples],
-    }
+    } | ({} if comparison is None else {"pac": _comparison_dict(comparison)})
+
+
+def _check_from_dict(d: dict[str, Any], counts: ScenarioCounts) -> PacCheck:
+    cd = d["counterexample"]
+    cex = None if cd is None else Counterexample(
+        np.asarray(cd["x"], dtype=np.float64), np.asarray(cd["y"], dtype=np.float64),
+        None if cd["y_onnx"] is None else np.asarray(cd["y_onnx"], dtype=np.float64),
+        confirmed=True)
+    return PacCheck(d["radius"], PacVerdict(d["verdict"]), d["margin"], d["upper"], d["rival"],
+                    counts, cex, "" if cd is None else cd["source"],
+                    math.inf if cd is None else cd["distance"], d["seconds"])
+
+
+def _pac_from_dict(d: dict[str, Any] | None) -> PacRecord | None:
+    if d is None:
+        return None
+    counts = ScenarioCounts(d["k1"], d["k2"], d["k3"], d["kappa"])
+    return PacRecord(
+        d["epsilon"], d["eta"], counts, d["phase1"], d["seed"], d["value"], d["grid"],
+        d["grid_value"], d["continuous"], d["tolerance"],
+        None if d["at_eps"] is None else _check_from_dict(d["at_eps"], counts),
+        tuple(_check_from_dict(c, counts) for c in d["checks"]), d["seconds"])
 
 
 def _sample_from_dict(d: dict[str, Any]) -> SampleReport:
@@ -153,7 +229,8 @@ def _sample_from_dict(d: dict[str, Any]) -> SampleReport:
         d["index"], d["label"], d["predicted"], SampleStatus(d["status"]), Reason(d["reason"]),
         d["eps"], radius, bool(rd is not None and rd["exact"]), witness, d["seconds"],
         tuple(d["timings"].items()), d["message"],
-        tuple((k, math.inf if v is None else v) for k, v in d.get("attacks", {}).items()))
+        tuple((k, math.inf if v is None else v) for k, v in d.get("attacks", {}).items()),
+        None if rd is None else _pac_from_dict(rd.get("pac")))
 
 
 def report_from_dict(d: dict[str, Any]) -> CertifyReport:
@@ -215,7 +292,8 @@ def _csv_num(v: float | None) -> str:
 
 def format_csv(report: CertifyReport) -> str:
     """One row per sample with :data:`CSV_COLUMNS`; ``upper`` is ``inf`` when no
-    adversarial example was found; empty cells mean "not available"."""
+    adversarial example was found; ``pac`` is the PAC radius and ``pac_at_eps`` the PAC
+    verdict at eps; empty cells mean "not available"."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
@@ -223,9 +301,12 @@ def format_csv(report: CertifyReport) -> str:
         s = r.radius
         ends = ["", "", "", ""] if s is None else [
             _csv_num(s.lower), _csv_num(s.upper), s.lower_by, s.upper_by]
+        p = r.pac
+        pac = ["", ""] if p is None else [
+            _csv_num(p.radius), "" if p.at_eps is None else p.at_eps.verdict.value]
         w.writerow([r.index, r.label, r.predicted, r.status.value, r.reason.value,
                     _csv_num(r.eps), *ends, "true" if r.exact else "false",
-                    _csv_num(r.seconds)])
+                    _csv_num(r.seconds), *pac])
     return buf.getvalue()
 
 
@@ -241,14 +322,18 @@ def _g(v: float) -> str:
     return f"{v:.4g}"
 
 
-def _row(r: SampleReport) -> list[str]:
+def _row(r: SampleReport, pac: bool = False) -> list[str]:
     s = r.radius
     notes = [r.reason.value] if r.status is SampleStatus.UNKNOWN else []
     notes += [r.message] if r.message else []
     ends = ["-", "-", ""] if s is None else [
         _g(s.lower), _g(s.upper), f"{s.lower_by or '-'}/{s.upper_by or '-'}"]
-    return [str(r.index), str(r.label), str(r.predicted), r.status.value, ends[0], ends[1],
-            "yes" if r.exact else "", ends[2], f"{r.seconds:.2f}", "; ".join(notes)]
+    row = [str(r.index), str(r.label), str(r.predicted), r.status.value, ends[0], ends[1],
+           "yes" if r.exact else "", ends[2], f"{r.seconds:.2f}", "; ".join(notes)]
+    if pac:
+        p = r.pac
+        row.insert(6, "-" if p is None or p.radius is None else _g(p.radius))
+    return row
 
 
 def _share(k: int, n: int) -> str:
@@ -276,17 +361,46 @@ def _summary_lines(report: CertifyReport) -> list[str]:
         lines.append(f"median radius      [{lo:.4g}, {hi:.4g}] over {len(radii)} correct samples")
     lines += [f"exact radii        {_share(s.exact_radii, s.n)} (tolerance {report.tolerance:g})",
               f"time               {report.seconds:.1f} s"]
+    return lines + _pac_lines(report)
+
+
+def _pac_lines(report: CertifyReport) -> list[str]:
+    """The DeepPAC section: settings, verdicts at eps, PAC radii against the sandwiches."""
+    c = report.pac_comparison()
+    if c is None:
+        return []
+    recs = [r.pac for r in report.samples if r.pac is not None]
+    p = recs[0]
+    k = p.counts
+    lines = ["", f"DeepPAC (error rate {p.epsilon:g}, significance {p.eta:g}; K1 {k.k1}, "
+             f"K2 {k.k2}, K3 {k.k3}, kappa {k.kappa}; phase 1 {p.phase1}): PAC radii are "
+             "estimates, not bounds"]
+    if c.robust is not None:
+        lines.append(f"  at eps           PAC-robust {c.robust}, unsafe {c.unsafe}, "
+                     f"unknown {c.unknown}")
+    radii = [x.radius for x in recs if x.radius is not None]
+    if radii:
+        lines.append(f"  median PAC radius {float(np.median(radii)):.4g} over {len(radii)} "
+                     "samples")
+    if c.n:
+        lines += [f"  PAC vs sandwich  inside [lower, upper] {_share(c.inside, c.n)}, "
+                  f"above upper {_share(c.above, c.n)}, below lower {_share(c.below, c.n)}"]
     return lines
 
 
 def format_table(report: CertifyReport) -> str:
     """A plain-text table (one line per sample; the note is the reason of an unknown
-    verdict and the sample's message) followed by the summary block."""
+    verdict and the sample's message; a ``pac`` column when DeepPAC ran) followed by the
+    summary block (and the DeepPAC section)."""
+    pac = any(r.pac is not None for r in report.samples)
     head = ["index", "label", "pred", "status", "lower", "upper", "exact", "by", "seconds",
             "note"]
-    rows = [head] + [_row(r) for r in report.samples]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     left = {3, 7, 9}  # text columns; numbers are right-aligned
+    if pac:
+        head.insert(6, "pac")
+        left = {3, 8, 10}
+    rows = [head] + [_row(r, pac) for r in report.samples]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
 
     def fmt(row: list[str]) -> str:
         cells = [c.ljust(w) if i in left else c.rjust(w)

@@ -3,7 +3,8 @@
 Left: every sample's radius sandwich as a vertical segment from the certified lower bound
 to the attack upper bound (linear scale, so misclassified samples sit at 0), coloured by
 status; an upper bound of +inf (no adversarial example found) is drawn up to the top
-edge with a triangle, an exact radius as a dot.  Right: certified (lower bound) and
+edge with a triangle, an exact radius as a dot, and a DeepPAC radius (an estimate, not a
+bound) as a purple diamond beside its sample's segment.  Right: certified (lower bound) and
 empirical (upper bound) robust accuracy over eps; the true curve lies in the shaded band.
 
 matplotlib is imported inside :func:`plot_report` and drawn through its Agg canvas
@@ -30,9 +31,20 @@ COLOURS = {
 }
 
 
+PAC_COLOUR = "tab:purple"
+
+
+def _pac_points(report: CertifyReport) -> tuple[np.ndarray, np.ndarray]:
+    """(sample index, PAC radius) of every sample with a PAC radius."""
+    pts = [(r.index, r.pac.radius) for r in report.samples
+           if r.pac is not None and r.pac.radius is not None]
+    return (np.array([p[0] for p in pts], dtype=float),
+            np.array([p[1] for p in pts], dtype=float))
+
+
 def _top(report: CertifyReport) -> float:
-    """Upper y limit of the sandwich panel: above every finite end and eps."""
-    ends = [report.eps or 0.0]
+    """Upper y limit of the sandwich panel: above every finite end, PAC radius and eps."""
+    ends = [report.eps or 0.0, *_pac_points(report)[1].tolist()]
     for r in report.samples:
         if r.radius is not None:
             ends += [e for e in (r.radius.lower, r.radius.upper) if np.isfinite(e)]
@@ -63,6 +75,11 @@ def _draw_sandwiches(ax: Any, report: CertifyReport) -> None:
         handles.append(Line2D([], [], color=colour, linewidth=2,
                               label=f"{status.value} ({len(rs)})"))
         any_inf, any_exact = any_inf or bool(inf.any()), any_exact or bool(exact.any())
+    px, pr = _pac_points(report)
+    if px.size:
+        ax.scatter(px + 0.15, pr, marker="D", color=PAC_COLOUR, s=16, zorder=4)
+        handles.append(Line2D([], [], color=PAC_COLOUR, marker="D", linestyle="",
+                              label=f"PAC radius ({px.size}; estimate)"))
     if any_exact:
         handles.append(Line2D([], [], color="black", marker="o", linestyle="",
                               label="exact radius"))
@@ -77,7 +94,8 @@ def _draw_sandwiches(ax: Any, report: CertifyReport) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("sample index")
     ax.set_ylabel("L-inf radius (raw input space)")
-    ax.set_title("radius: certified lower .. attack upper")
+    ax.set_title("radius: certified lower .. attack upper"
+                 + (" (and PAC)" if px.size else ""))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 

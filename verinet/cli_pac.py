@@ -1,0 +1,143 @@
+"""``verinet pac [MODEL.onnx] --data FILE --eps E [--radius] ...``: DeepPAC per sample.
+
+DeepPAC (Li et al., ICSE 2022) learns an affine PAC model of the score differences from
+samples of the L-inf ball and decides PAC-model robustness with an (error rate,
+significance) guarantee, using forward passes only (see :mod:`verinet.pac`).  The report
+(``--out``) has the schema of ``verinet certify``; the PAC radius is under
+``radius.pac`` (raw input units) with its (epsilon, eta, sample counts).  Without a model
+(and without ``--data``) it runs on the bundled digits example.  The same PAC options,
+prefixed ``--pac-``, configure ``verinet certify --pac``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from verinet.cliargs import number as _float
+from verinet.types import InputError
+
+log = logging.getLogger("verinet")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def add_pac_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The DeepPAC options (``--{prefix}epsilon`` ...); the paper's MNIST defaults."""
+    g = p.add_argument_group("DeepPAC")
+    g.add_argument(f"--{prefix}epsilon", type=_float, default=0.01,
+                   help="error rate of the PAC guarantee, in (0, 1) (default 0.01)")
+    g.add_argument(f"--{prefix}eta", type=_float, default=0.001,
+                   help="significance of the PAC guarantee, in (0, 1) (default 0.001)")
+    g.add_argument(f"--{prefix}k1", type=_int, default=2000,
+                   help="Phase 1 samples (coarse fit, default 2000)")
+    g.add_argument(f"--{prefix}k2", type=_int, default=8000,
+                   help="Phase 2 samples (focused re-fit, default 8000)")
+    g.add_argument(f"--{prefix}k3", type=_int,
+                   help="Phase 3 scenario samples (default: ceil(2/epsilon (ln(1/eta) + 1)))")
+    g.add_argument(f"--{prefix}kappa", type=_int,
+                   help="coefficients re-fitted in Phase 2 (default: from k2, epsilon, eta)")
+    g.add_argument(f"--{prefix}phase1", choices=("lstsq", "lp"), default="lstsq",
+                   help="Phase 1 fit: least squares (fast) or the artifact's LP (slow)")
+    g.add_argument(f"--{prefix}grid", type=_float, default=1.0 / 255.0,
+                   help="grid step of the radius search, raw input units (default 1/255)")
+    g.add_argument(f"--{prefix}continuous", action="store_true",
+                   help="refine the PAC radius between grid points")
+    g.add_argument(f"--{prefix}radius-tolerance", type=_float, default=1e-4,
+                   help="final bracket width of --continuous (default 1e-4)")
+    g.add_argument(f"--{prefix}dtype", choices=("float32", "float64"), default="float32",
+                   help="forward passes of the samples (default float32)")
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
+    c = sub.add_parser("pac", parents=[common],
+                       help="DeepPAC: PAC-model robustness and the maximum PAC radius")
+    c.add_argument("model", nargs="?", help="ONNX model (default: the bundled digits MLP)")
+    c.add_argument("--data", help=".npz (x, y), .npy (label first) or .csv (label first); "
+                   "default: the bundled digits samples")
+    c.add_argument("--eps", type=_float, help="L-inf radius of the PAC verdict (raw, 0..1)")
+    c.add_argument("--radius", action="store_true", help="search the maximum PAC radius")
+    c.add_argument("--samples", type=int, help="number of samples (default: all)")
+    c.add_argument("--start", type=int, default=0, help="index of the first sample")
+    c.add_argument("--scale", type=_float, help="divide the data by this (255 for pixels)")
+    c.add_argument("--mean", type=floats, help="input normalisation mean (raw input space); "
+                   "also the PAC features' normalisation")
+    c.add_argument("--std", type=floats, help="input normalisation std")
+    c.add_argument("--seed", type=int, default=0, help="sampling seed (default 0, as DeepPAC)")
+    c.add_argument("--out", help="JSON report (certify schema; rewritten after every sample)")
+    c.add_argument("--csv", help="CSV report")
+    c.add_argument("--plot", help="PNG of the radii")
+    c.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
+    c.add_argument("--no-check", action="store_true",
+                   help="skip the IR-vs-ONNX equivalence check on load")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_pac_options(c)
+
+
+def pac_run_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], radius: bool,
+                      prefix: str = "", seed: int | None = None) -> Any:
+    """The :class:`~verinet.pac.dataset.PacRun` the options describe."""
+    from verinet.pac import FeatureMap, PacOptions, RadiusSearch
+    from verinet.pac.dataset import PacRun
+
+    def opt(name: str) -> Any:
+        return getattr(args, prefix.replace("-", "_") + name)
+
+    options = PacOptions(epsilon=opt("epsilon"), eta=opt("eta"), k1=opt("k1"), k2=opt("k2"),
+                         k3=opt("k3"), kappa=opt("kappa"), phase1=opt("phase1"),
+                         seed=args.seed if seed is None else seed, dtype=opt("dtype"))
+    search = RadiusSearch(opt("grid"), opt("continuous"),
+                          opt("radius_tolerance")) if radius else None
+    features = FeatureMap.normalisation(args.mean, args.std, input_shape)
+    return PacRun(options, features, search)
+
+
+def cmd_pac(args: argparse.Namespace) -> int:
+    from verinet import api
+    from verinet.cli_certify import _inputs
+    from verinet.data import load_samples, validate_eps
+    from verinet.pac.dataset import pac_certify
+    from verinet.report import certify as rep
+
+    if args.eps is None and not args.radius:
+        raise InputError("give --eps E, --radius, or both")
+    eps = None if args.eps is None else validate_eps(args.eps)
+    model_path, data_path = _inputs(args)
+    model = api.load_model(model_path, mean=args.mean, std=args.std, check=not args.no_check)
+    run = pac_run_from_args(args, model.network.input_shape, args.radius)
+    data = load_samples(data_path, n_inputs=model.n_inputs, n_classes=model.n_outputs,
+                        scale=args.scale, samples=args.samples, start=args.start)
+    on_sample = None if args.out is None else (lambda r: rep.write_json(r, args.out))
+    report = pac_certify(model.network, model.onnx_eval, data.x, data.y, run.options,
+                         run.features, eps=eps, search=run.search, model_name=model_path,
+                         data_name=data_path, indices=data.indices, on_sample=on_sample,
+                         progress=_progress(args, len(data)))
+    if args.out is not None:
+        rep.write_json(report, args.out)
+    if args.csv is not None:
+        rep.write_csv(report, args.csv)
+    if args.plot is not None:
+        from verinet.report.plots import plot_report
+
+        plot_report(report, args.plot)
+    sys.stdout.write(rep.format_table(report))
+    return 0
+
+
+def _progress(args: argparse.Namespace, total: int) -> Any:
+    if args.no_progress:
+        return None
+    from tqdm import tqdm
+
+    def wrap(it: Any) -> Any:
+        return tqdm(it, total=total, desc="pac", unit="sample", file=sys.stderr,
+                    disable=None, leave=False)
+
+    return wrap
