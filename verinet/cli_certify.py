@@ -13,27 +13,20 @@ import logging
 import sys
 from typing import Any
 
+from verinet.cliargs import number
 from verinet.types import InputError
 
 log = logging.getLogger("verinet")
 
-ATTACK_CHOICES = ("fgsm", "bim", "pgd", "cw-l2", "cw-linf", "deepfool", "fmn")
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
 def _names(text: str) -> tuple[str, ...]:
+    from verinet.attacks import REGISTRY  # imported only when --attacks is given
+
     names = tuple(t for t in text.replace(",", " ").split() if t)
-    bad = [n for n in names if n not in ATTACK_CHOICES]
+    bad = [n for n in names if n not in REGISTRY]
     if bad or not names:
         raise argparse.ArgumentTypeError(
             f"unknown attack(s) {', '.join(bad) or '(none)'}; choose from "
-            f"{', '.join(ATTACK_CHOICES)}")
+            f"{', '.join(REGISTRY)}")
     return names
 
 
@@ -43,19 +36,20 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     c.add_argument("model", nargs="?", help="ONNX model (default: the bundled digits MLP)")
     c.add_argument("--data", help=".npz (x, y), .npy (label first) or .csv (label first); "
                    "default: the bundled digits samples")
-    c.add_argument("--eps", type=_float, help="L-inf radius to decide (raw input space, 0..1)")
+    c.add_argument("--eps", type=number, help="L-inf radius to decide (raw input space, 0..1)")
     c.add_argument("--radius", action="store_true",
                    help="compute every sample's radius sandwich (exact when the gap <= tol)")
-    c.add_argument("--tolerance", type=_float, default=1e-3,
+    c.add_argument("--tolerance", type=number, default=1e-3,
                    help="a radius is exact when upper - lower <= this (default 1e-3)")
     c.add_argument("--samples", type=int, help="number of samples (default: all)")
     c.add_argument("--start", type=int, default=0, help="index of the first sample")
-    c.add_argument("--scale", type=_float, help="divide the data by this (255 for pixels)")
+    c.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
     c.add_argument("--mean", type=floats, help="input normalisation mean (raw input space)")
     c.add_argument("--std", type=floats, help="input normalisation std")
-    c.add_argument("--timeout", type=_float, default=30.0, help="seconds per sample (30)")
+    c.add_argument("--timeout", type=number, default=30.0, help="seconds per sample (30)")
     c.add_argument("--attacks", type=_names, default=("deepfool", "fmn", "pgd"),
-                   help=f"comma list from {','.join(ATTACK_CHOICES)} (default deepfool,fmn,pgd)")
+                   help="comma list of attack names (fgsm, bim, pgd, cw-l2, cw-linf, deepfool, "
+                        "fmn, ead, lbfgs, boundary; default deepfool,fmn,pgd)")
     c.add_argument("--no-milp", action="store_true", help="skip the exact MILP stage")
     c.add_argument("--backend", choices=("highs", "pulp"), default="highs", help="MILP solver")
     c.add_argument("--out", help="JSON report (rewritten after every sample)")
