@@ -117,3 +117,26 @@ def test_a_failure_mid_run_keeps_finished_samples(tmp_path: Path,
     assert err[-1].startswith("verinet: internal error: RuntimeError: solver crashed")
     d = json.loads(out.read_text())
     assert [s["index"] for s in d["samples"]] == [0, 1]
+
+
+def test_clever_next_to_the_sandwich(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.json"
+    rc = main(["certify", "--eps", "0.03", "--samples", "3", "--timeout", "5", "--clever",
+               "--clever-batches", "6", "--clever-batch-size", "32", "--attacks", "fmn",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    assert "CLEVER (L-inf, an estimate" in capsys.readouterr().out
+    d = json.loads(out.read_text())
+    _check_schema(d)
+    for s in d["samples"]:
+        if s["status"] == "misclassified":
+            assert "clever" not in s
+            continue
+        c, r = s["clever"], s["radius"]
+        assert c["guarantee"] == "estimate" and 0 <= c["score"] <= c["sampling_radius"]
+        upper = None if r is None else r["upper"]
+        assert c["exceeds_upper"] == (None if upper is None else c["score"] > upper)
+    from verinet.report.certify import read_json
+
+    back = read_json(out)
+    assert [s.clever is not None for s in back.samples] == ["clever" in s for s in d["samples"]]

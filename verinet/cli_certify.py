@@ -60,6 +60,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     c.add_argument("--no-check", action="store_true",
                    help="skip the IR-vs-ONNX equivalence check on load")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.add_argument("--clever", action="store_true",
+                   help="also estimate each correct sample's L-inf CLEVER score (an "
+                        "estimate, flagged when above the attack upper bound)")
+    c.add_argument("--clever-batches", type=int, default=50, help="CLEVER Nb (50)")
+    c.add_argument("--clever-batch-size", type=int, default=256, help="CLEVER Ns (256)")
     c.add_argument("--pac", action="store_true",
                    help="also run DeepPAC: each sample's PAC radius (an estimate, never "
                    "counted as certified) next to its sandwich; PAC counterexamples tighten "
@@ -105,10 +110,16 @@ def cmd_certify(args: argparse.Namespace) -> int:
         from verinet.cli_pac import pac_run_from_args
 
         pac = pac_run_from_args(args, model.network.input_shape, True, "pac-", args.pac_seed)
+    clever = None
+    if args.clever:
+        from verinet.estimates.clever import CleverOptions
+
+        clever = CleverOptions(nb_batches=args.clever_batches, batch_size=args.clever_batch_size)
     on_sample = None if args.out is None else (lambda r: rep.write_json(r, args.out))
     report = certify(model.network, model.onnx_eval, data.x, data.y, options,
                      model_name=model_path, data_name=data_path, indices=data.indices,
-                     on_sample=on_sample, progress=_progress(args, len(data)), pac=pac)
+                     on_sample=on_sample, progress=_progress(args, len(data)), pac=pac,
+                     clever=clever)
     if args.out is not None:
         rep.write_json(report, args.out)
     if args.csv is not None:

@@ -6,7 +6,8 @@ first layer).  ``radius`` is a :class:`~verinet.types.Sandwich`: ``lower`` is a 
 lower bound (or exact), ``upper`` the distance of a confirmed adversarial example (or
 ``inf`` when none was found); constructing it raises ``SoundnessError`` if they cross.
 A DeepPAC record (``pac``) sits beside the sandwich: a PAC radius is an estimate with an
-``(epsilon, eta)`` guarantee, never a bound, and never counts as certified.
+``(epsilon, eta)`` guarantee, never a bound, and never counts as certified; so does a
+CLEVER estimate (``clever``), flagged when it exceeds the attack upper bound.
 """
 
 from __future__ import annotations
@@ -46,6 +47,20 @@ class Witness:
 
 
 @dataclass(frozen=True)
+class CleverEstimate:
+    """Untargeted L-inf CLEVER next to the sandwich (an **estimate**, never a bound):
+    ``score`` (capped at ``sampling_radius``), the class ``target`` that attains it and
+    the sampling settings (Nb ``batches`` of ``batch_size`` points, ``seed``)."""
+
+    score: float
+    target: int
+    sampling_radius: float
+    batches: int
+    batch_size: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class SampleReport:
     """What verinet established about one sample.
 
@@ -72,6 +87,16 @@ class SampleReport:
     message: str = ""
     attacks: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     pac: PacRecord | None = None
+    clever: CleverEstimate | None = None
+
+    @property
+    def clever_exceeds_upper(self) -> bool | None:
+        """CLEVER above the attack's upper bound: a confirmed adversarial example is closer
+        than the estimate (a sign of gradient masking or over-estimation); None without
+        CLEVER or an upper bound."""
+        if self.clever is None or self.radius is None or not math.isfinite(self.radius.upper):
+            return None
+        return self.clever.score > self.radius.upper
 
     def __post_init__(self) -> None:
         r, w = self.radius, self.witness

@@ -22,7 +22,14 @@ import numpy as np
 
 from verinet.certify.bracket import Sample, confirm_witness
 from verinet.certify.engine import CertifyOptions, certify_sample, chain_or_none
-from verinet.certify.result import CertifyReport, SampleReport, SampleStatus, Witness
+from verinet.certify.result import (
+    CertifyReport,
+    CleverEstimate,
+    SampleReport,
+    SampleStatus,
+    Witness,
+)
+from verinet.estimates.clever import CleverOptions
 from verinet.ir.graph import Network
 from verinet.pac.dataset import PacRun, pac_settings, run_pac
 from verinet.pac.result import PacRecord
@@ -48,6 +55,7 @@ def certify(
     on_sample: Callable[[CertifyReport], None] | None = None,
     progress: Progress | None = None,
     pac: PacRun | None = None,
+    clever: CleverOptions | None = None,
 ) -> CertifyReport:
     """Certify every row of ``x`` (raw flat inputs) with labels ``y`` (and run DeepPAC on
     each with ``pac``, see the module doc)."""
@@ -76,6 +84,8 @@ def certify(
         rep = certify_sample(network, onnx_eval, int(idx[i]), x[i], int(y[i]), options, chain)
         if pac is not None and rep.correct:
             rep = with_pac(network, onnx_eval, rep, x[i], options, pac)
+        if clever is not None and rep.correct:
+            rep = with_clever(network, rep, x[i], options, clever)
         log.info("sample %d: %s radius [%s] in %.2fs", rep.index, rep.status.value,
                  "" if rep.radius is None else f"{rep.radius.lower:.6g}, {rep.radius.upper:.6g}",
                  rep.seconds)
@@ -86,6 +96,24 @@ def certify(
         if on_sample is not None:
             on_sample(report)
     return report
+
+
+def with_clever(network: Network, rep: SampleReport, x0: np.ndarray, options: CertifyOptions,
+                clever: CleverOptions) -> SampleReport:
+    """``rep`` with its untargeted L-inf CLEVER estimate (seeded by the run's seed and the
+    sample's index)."""
+    from verinet.estimates.clever import clever_scores
+
+    t0 = time.monotonic()
+    seed = int(np.random.default_rng([options.seed, rep.index]).integers(2**62))
+    res = clever_scores(network, x0[None, :], np.array([rep.label]), norm="inf",
+                        options=clever, domain=options.domain,
+                        rng=np.random.default_rng(seed))[0]
+    est = CleverEstimate(res.score, res.target, res.radius, clever.nb_batches,
+                         clever.batch_size, seed)
+    seconds = time.monotonic() - t0
+    return replace(rep, clever=est, timings=rep.timings + (("clever", seconds),),
+                   seconds=rep.seconds + seconds)
 
 
 def with_pac(network: Network, onnx_eval: OnnxEval | None, rep: SampleReport, x0: np.ndarray,

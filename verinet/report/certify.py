@@ -51,6 +51,7 @@ import numpy as np
 from verinet import __version__
 from verinet.certify.result import (
     CertifyReport,
+    CleverEstimate,
     PacComparison,
     SampleReport,
     SampleStatus,
@@ -171,7 +172,16 @@ def _sample_dict(r: SampleReport) -> dict[str, Any]:
         "seconds": float(r.seconds), "timings": {k: float(t) for k, t in r.timings},
         "attacks": {k: _num(v) for k, v in r.attacks},
         "message": r.message,
-    }
+    } | ({} if r.clever is None else {"clever": _clever_dict(r)})
+
+
+def _clever_dict(r: SampleReport) -> dict[str, Any]:
+    c = r.clever
+    assert c is not None
+    return {"score": float(c.score), "norm": "inf", "guarantee": "estimate",
+            "target": c.target, "sampling_radius": float(c.sampling_radius),
+            "batches": c.batches, "batch_size": c.batch_size, "seed": c.seed,
+            "exceeds_upper": r.clever_exceeds_upper}
 
 
 def report_to_dict(report: CertifyReport) -> dict[str, Any]:
@@ -230,7 +240,10 @@ def _sample_from_dict(d: dict[str, Any]) -> SampleReport:
         d["eps"], radius, bool(rd is not None and rd["exact"]), witness, d["seconds"],
         tuple(d["timings"].items()), d["message"],
         tuple((k, math.inf if v is None else v) for k, v in d.get("attacks", {}).items()),
-        None if rd is None else _pac_from_dict(rd.get("pac")))
+        None if rd is None else _pac_from_dict(rd.get("pac")),
+        None if d.get("clever") is None else CleverEstimate(
+            d["clever"]["score"], d["clever"]["target"], d["clever"]["sampling_radius"],
+            d["clever"]["batches"], d["clever"]["batch_size"], d["clever"]["seed"]))
 
 
 def report_from_dict(d: dict[str, Any]) -> CertifyReport:
@@ -361,7 +374,21 @@ def _summary_lines(report: CertifyReport) -> list[str]:
         lines.append(f"median radius      [{lo:.4g}, {hi:.4g}] over {len(radii)} correct samples")
     lines += [f"exact radii        {_share(s.exact_radii, s.n)} (tolerance {report.tolerance:g})",
               f"time               {report.seconds:.1f} s"]
-    return lines + _pac_lines(report)
+    return lines + _pac_lines(report) + _clever_lines(report)
+
+
+def _clever_lines(report: CertifyReport) -> list[str]:
+    """CLEVER next to the sandwiches: its median and how often it exceeds the attack's
+    upper bound (a confirmed adversarial example closer than the estimate)."""
+    recs = [r for r in report.samples if r.clever is not None]
+    if not recs:
+        return []
+    scores = [r.clever.score for r in recs if r.clever is not None]
+    flags = [r.clever_exceeds_upper for r in recs]
+    known = [f for f in flags if f is not None]
+    return [f"CLEVER (L-inf, an estimate, never a bound): median {float(np.median(scores)):.5g} "
+            f"over {len(recs)} samples; above the attack upper bound on {sum(known)}/"
+            f"{len(known)} (gradient masking or over-estimation)"]
 
 
 def _pac_lines(report: CertifyReport) -> list[str]:
