@@ -38,6 +38,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=100)
     p.add_argument("--eps", type=float, default=0.1)
     p.add_argument("--certify-timeout", type=float, default=2.0)
+    p.add_argument("--pac", action="store_true", help="also DeepPAC radii (slow: ~15 s a sample)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--retrain", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in names:
         m = api.load_model(str(args.models / f"{n}.onnx"))
         models.append(StudyModel(n, m.network, m.onnx_eval))
-    opts = StudyOptions(eps=args.eps, certify_timeout=args.certify_timeout, seed=args.seed)
+    opts = StudyOptions(eps=args.eps, certify_timeout=args.certify_timeout, pac=args.pac,
+                        seed=args.seed)
     t0 = time.monotonic()
     rep = run_study(models, x, y, opts, data=f"digits test split, first {len(y)}",
                     on_model=lambda m: print(f"  {m.name} done, {time.monotonic() - t0:.0f} s",

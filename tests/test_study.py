@@ -75,7 +75,7 @@ def test_rank_correlations_signs():
 
 def test_options_reject_bad_values():
     for kw in ({"eps": 0.0}, {"eps": 1.5}, {"eps": math.nan}, {"ifgsm_steps": 0},
-               {"clever_batches": 0}, {"certify_timeout": -1.0}):
+               {"clever_batches": 0}, {"certify_timeout": -1.0}, {"pac": True}):
         with pytest.raises(InputError):
             StudyOptions(**kw)
 
@@ -175,3 +175,13 @@ def test_cli_bad_input(args, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("verinet: error:")
+
+
+@pytest.mark.slow
+def test_pac_radii_beside_the_sandwich(bundled):
+    m, x, y = bundled
+    opts = StudyOptions(eps=0.05, ifgsm_steps=8, bisection=4, cw_steps=20, cw_binary_steps=2,
+                        clever_batches=3, clever_batch_size=16, certify_timeout=2.0, pac=True)
+    mm = model_metrics("digits", m.network, x[:2], y[:2], opts, m.onnx_eval)
+    assert mm.pac_mean is not None and mm.pac_mean > 0
+    assert mm.pac_inside is not None and 0 <= mm.pac_inside <= 1

@@ -45,6 +45,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     p.add_argument("--clever-batch-size", type=int, default=128, help="CLEVER Ns (128)")
     p.add_argument("--certify-timeout", type=number, default=0.0,
                    help="seconds per sample for certified radii (default 0: skipped)")
+    p.add_argument("--pac", action="store_true",
+                   help="also DeepPAC radii (paper defaults; needs --certify-timeout)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--out", help="JSON report")
     p.add_argument("--csv", help="CSV, one row per model")
@@ -77,7 +79,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     options = StudyOptions(eps=args.eps, ifgsm_steps=args.ifgsm_steps, cw_steps=args.cw_steps,
                            clever_batches=args.clever_batches,
                            clever_batch_size=args.clever_batch_size,
-                           certify_timeout=args.certify_timeout, seed=args.seed)
+                           certify_timeout=args.certify_timeout, pac=args.pac,
+                           seed=args.seed)
     paths = list(args.models)
     data_path = args.data
     if not paths:

@@ -13,7 +13,9 @@ correctly (``n_correct``):
 * **ROBY** on logits (an *estimate*) over every sample of the set.
 * optionally the **certified** radius sandwich (``verinet certify --radius`` with a
   per-sample timeout): the certified and empirical robust accuracy at ``eps`` and the
-  mean certified lower / attack upper radius.
+  mean certified lower / attack upper radius; with ``pac`` also the mean DeepPAC radius
+  (an estimate with an ``(epsilon, eta)`` guarantee) and the share of PAC radii inside
+  their sandwich.
 
 Every attack's success is confirmed on the float64 IR by :class:`~verinet.attacks.Attack`.
 Means over an empty set are ``nan``.
@@ -41,7 +43,9 @@ class StudyOptions:
     success rates (raw input units); ``ifgsm_steps``: I-FGSM steps; ``bisection``: rounds of the
     per-sample radius search; ``cw_steps``/``cw_binary_steps``: C&W L2 effort;
     ``clever_batches``/``clever_batch_size``: CLEVER's Nb / Ns; ``certify_timeout``:
-    seconds per sample for the certified sandwich (0: skipped)."""
+    seconds per sample for the certified sandwich (0: skipped); ``pac``: also the
+    DeepPAC maximum PAC radius of every correct sample (paper defaults, 1/255 grid; needs
+    ``certify_timeout > 0``)."""
 
     eps: float = 0.1
     ifgsm_steps: int = 20
@@ -51,6 +55,7 @@ class StudyOptions:
     clever_batches: int = 50
     clever_batch_size: int = 128
     certify_timeout: float = 0.0
+    pac: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -62,6 +67,9 @@ class StudyOptions:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (math.isfinite(self.certify_timeout) and self.certify_timeout >= 0):
             raise InputError(f"certify_timeout must be >= 0, got {self.certify_timeout}")
+        if self.pac and self.certify_timeout <= 0:
+            raise InputError("PAC radii are compared with the certified sandwich: give a "
+                             "certify timeout > 0 with pac")
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,8 @@ class ModelMetrics:
     empirical_accuracy: float | None = None
     certified_mean_lower: float | None = None
     attack_mean_upper: float | None = None
+    pac_mean: float | None = None
+    pac_inside: float | None = None
     seconds: tuple[tuple[str, float], ...] = ()
 
     def as_dict(self) -> dict[str, object]:
@@ -221,7 +231,14 @@ def _certified(network: Network, onnx_eval: object | None, x: np.ndarray, y: np.
 
     opts = CertifyOptions(eps=options.eps, radius=True, timeout=options.certify_timeout,
                           seed=options.seed)
-    rep = certify(network, onnx_eval, x, y, opts)  # type: ignore[arg-type]
+    pac = None
+    if options.pac:
+        from verinet.pac import FeatureMap, PacOptions, RadiusSearch
+        from verinet.pac.dataset import PacRun
+
+        pac = PacRun(PacOptions(seed=options.seed),
+                     FeatureMap.normalisation(None, None, network.input_shape), RadiusSearch())
+    rep = certify(network, onnx_eval, x, y, opts, pac=pac)  # type: ignore[arg-type]
     s = rep.summary()
     share = len(y) / n_total  # the caller passes the correct samples only
     lowers = np.array([r.radius.lower for r in rep.samples if r.radius is not None])
@@ -231,4 +248,15 @@ def _certified(network: Network, onnx_eval: object | None, x: np.ndarray, y: np.
     return {"certified_accuracy": None if cert is None else cert * share,
             "empirical_accuracy": None if emp is None else emp * share,
             "certified_mean_lower": _mean(lowers[np.isfinite(lowers)]),
-            "attack_mean_upper": _mean(uppers)}
+            "attack_mean_upper": _mean(uppers)} | _pac_stats(rep)
+
+
+def _pac_stats(rep: object) -> dict[str, float | None]:
+    """Mean PAC radius and the share inside [lower, upper] (empty without DeepPAC)."""
+    samples = [r for r in rep.samples if r.pac is not None]  # type: ignore[attr-defined]
+    radii = np.array([r.pac.radius for r in samples if r.pac.radius is not None], dtype=float)
+    if not samples:
+        return {}
+    c = rep.pac_comparison()  # type: ignore[attr-defined]
+    inside = None if c is None or not c.n else c.inside / c.n
+    return {"pac_mean": _mean(radii), "pac_inside": inside}
