@@ -23,4 +23,8 @@ def atomic_write(path: str | os.PathLike[str], text: str) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise InputError(f"cannot write {p}: {e.strerror or e}") from None
+    except BaseException:  # e.g. KeyboardInterrupt: no temp file left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -37,7 +37,6 @@ never leaves a half-written file and keeps earlier results if a later write fail
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -59,6 +58,7 @@ from verinet.certify.result import (
 )
 from verinet.pac.result import PacCheck, PacRecord, PacVerdict
 from verinet.pac.scenario import ScenarioCounts
+from verinet.report.atomic import atomic_write
 from verinet.types import Counterexample, Guarantee, InputError, Reason, Sandwich, SoundnessError
 
 SCHEMA_PATH = Path(__file__).with_name("certify_schema.json")
@@ -269,26 +269,6 @@ def read_json(path: str | os.PathLike[str]) -> CertifyReport:
 # ----------------------------------------------------------------------------- writers
 
 
-def _atomic_write(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to a temp file beside ``path`` and rename it over ``path``."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise InputError(f"cannot write {p}: {e.strerror or e}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def format_json(report: CertifyReport) -> str:
     """The JSON text (strict: no NaN or Infinity literals)."""
     return json.dumps(report_to_dict(report), indent=1, allow_nan=False) + "\n"
@@ -296,7 +276,7 @@ def format_json(report: CertifyReport) -> str:
 
 def write_json(report: CertifyReport, path: str | os.PathLike[str]) -> None:
     """Write the JSON report atomically; on any failure the previous file is untouched."""
-    _atomic_write(path, format_json(report))
+    atomic_write(path, format_json(report))
 
 
 def _csv_num(v: float | None) -> str:
@@ -325,7 +305,7 @@ def format_csv(report: CertifyReport) -> str:
 
 def write_csv(report: CertifyReport, path: str | os.PathLike[str]) -> None:
     """Write :func:`format_csv` atomically."""
-    _atomic_write(path, format_csv(report))
+    atomic_write(path, format_csv(report))
 
 
 # ----------------------------------------------------------------------------- table
