@@ -23,7 +23,7 @@ from verinet.pac import (
     pac_check,
     pac_radius,
 )
-from verinet.pac.learn import chebyshev_fit, scenario_margin
+from verinet.pac.learn import chebyshev_fit, coarse_fit, scenario_margin
 from verinet.types import Box, InputError, SoundnessError
 
 # Small but valid for the guarantee: K3 = 113, kappa = min(14, n + 1).
@@ -58,14 +58,15 @@ def _analytic_radius(W: np.ndarray, b: np.ndarray, x0: np.ndarray, label: int) -
     return best
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_affine_model_is_learned_exactly(seed: int, dtype: str) -> None:
+@pytest.mark.parametrize(("seed", "dtype", "phase1"), [
+    (0, "float64", "lawson"), (1, "float64", "lstsq"), (2, "float64", "lp"),
+    (0, "float32", "lawson"), (1, "float32", "lawson"), (2, "float32", "lstsq")])
+def test_affine_model_is_learned_exactly(seed: int, dtype: str, phase1: str) -> None:
     net, layers, rng = _affine(seed, 5, 3)
     (W, b), = layers
     x0 = rng.uniform(0.2, 0.8, 5)
     label = int(np.argmax(net.evaluate(x0)))
-    opts = PacOptions(**SMALL, dtype=dtype)
+    opts = PacOptions(**SMALL, dtype=dtype, phase1=phase1)
     prob = PacProblem(net, onnx_evaluator(relu_onnx(layers)), x0, label, opts,
                       FeatureMap.normalisation(0.3, 0.5, net.input_shape))
     r_star = _analytic_radius(W, b, x0, label)
@@ -125,6 +126,19 @@ def test_chebyshev_fit_constraint_generation_is_exact() -> None:
     # the coefficient box is respected
     c_box, lam_box = chebyshev_fit(a, 1000 * d, 1.0)
     assert np.all(np.abs(c_box) <= 1.0 + 1e-9) and lam_box > lam_cg
+
+
+def test_lawson_steps_approach_the_chebyshev_lp() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.2, 0.3, (400, 8))  # features almost constant, as near a sample
+    a = np.hstack([(x - 0.13) / 0.31, np.ones((400, 1))])
+    d = np.stack([np.abs(x - 0.25).sum(1), np.maximum(x[:, 0] - x[:, 1], 0.0)], axis=1)
+    lp = coarse_fit(a, d, "lp", 100.0)
+    best = scenario_margin(a, d[:, :1], lp[:1])
+    gaps = [scenario_margin(a, d[:, :1], coarse_fit(a, d, m, 100.0, k)[:1]) - best
+            for m, k in (("lstsq", 1), ("lawson", 1), ("lawson", 100))]
+    assert all(g >= -1e-9 for g in gaps)  # the LP is the Chebyshev optimum
+    assert gaps[1] < gaps[0] and gaps[2] < 0.05 * best  # Lawson converges to it
 
 
 # ----------------------------------------------------------------------------- tiny nets

@@ -44,8 +44,11 @@ def add_pac_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help="Phase 3 scenario samples (default: ceil(2/epsilon (ln(1/eta) + 1)))")
     g.add_argument(f"--{prefix}kappa", type=_int,
                    help="coefficients re-fitted in Phase 2 (default: from k2, epsilon, eta)")
-    g.add_argument(f"--{prefix}phase1", choices=("lstsq", "lp"), default="lstsq",
-                   help="Phase 1 fit: least squares (fast) or the artifact's LP (slow)")
+    g.add_argument(f"--{prefix}phase1", choices=("lawson", "lstsq", "lp"), default="lawson",
+                   help="Phase 1 fit: least squares + Lawson steps towards the artifact's "
+                   "Chebyshev LP (default), least squares only, or the LP itself (slow)")
+    g.add_argument(f"--{prefix}lawson-steps", type=_int, default=1,
+                   help="Lawson steps of --phase1 lawson (default 1)")
     g.add_argument(f"--{prefix}grid", type=_float, default=1.0 / 255.0,
                    help="grid step of the radius search, raw input units (default 1/255)")
     g.add_argument(f"--{prefix}continuous", action="store_true",
@@ -92,6 +95,7 @@ def pac_run_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], ra
 
     options = PacOptions(epsilon=opt("epsilon"), eta=opt("eta"), k1=opt("k1"), k2=opt("k2"),
                          k3=opt("k3"), kappa=opt("kappa"), phase1=opt("phase1"),
+                         lawson_steps=opt("lawson_steps"),
                          seed=args.seed if seed is None else seed, dtype=opt("dtype"))
     search = RadiusSearch(opt("grid"), opt("continuous"),
                           opt("radius_tolerance")) if radius else None

@@ -50,7 +50,7 @@ def pac_settings(options: PacOptions, search: RadiusSearch | None, n_inputs: int
     out: list[tuple[str, object]] = [
         ("method", "deeppac"), ("epsilon", options.epsilon), ("eta", options.eta),
         ("k1", c.k1), ("k2", c.k2), ("k3", c.k3), ("kappa", c.kappa),
-        ("phase1", options.phase1), ("coef_bound", options.coef_bound),
+        ("phase1", options.phase1_label), ("coef_bound", options.coef_bound),
         ("pac_seed", options.seed), ("dtype", options.dtype)]
     if search is not None:
         out += [("grid", search.grid), ("continuous", search.continuous)]

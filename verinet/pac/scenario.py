@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from verinet.types import InputError
 
-PHASE1_METHODS = ("lstsq", "lp")
+PHASE1_METHODS = ("lawson", "lstsq", "lp")
 
 
 def scenario_count(epsilon: float, eta: float, d: int = 1) -> int:
@@ -60,8 +60,10 @@ class PacOptions:
     Phase 1 samples (coarse fit); ``k2``: Phase 2 samples (focused re-fit of ``kappa``
     coefficients); ``k3``: Phase 3 scenario samples (``None``: the formula; fewer than
     the formula is refused); ``kappa``: ``None`` for the formula, else ``0 <= kappa``.
-    ``phase1``: ``"lstsq"`` (least squares, fast) or ``"lp"`` (the artifact's Chebyshev
-    LP, slow).  ``coef_bound``: the box ``[-b, b]`` on every coefficient of the LP fits.
+    ``phase1``: ``"lawson"`` (least squares and ``lawson_steps`` steps of Lawson's
+    algorithm towards the Chebyshev fit; fast, close to the artifact's), ``"lstsq"`` (least
+    squares only) or ``"lp"`` (the artifact's Chebyshev LP, slow); see
+    :mod:`verinet.pac.learn`.  ``coef_bound``: the box ``[-b, b]`` on every coefficient.
     ``seed``: every verdict draws its samples from ``numpy.random.RandomState(seed)``
     (K1, then K2, then K3 points, one uniform draw per point, as the artifact does).
     ``dtype``: ``"float32"`` or ``"float64"`` forward passes; ``batch``: forward-pass
@@ -75,7 +77,8 @@ class PacOptions:
     k2: int = 8000
     k3: int | None = None
     kappa: int | None = None
-    phase1: str = "lstsq"
+    phase1: str = "lawson"
+    lawson_steps: int = 1
     coef_bound: float = 100.0
     seed: int = 0
     dtype: str = "float32"
@@ -103,6 +106,8 @@ class PacOptions:
         if self.phase1 not in PHASE1_METHODS:
             raise InputError(f"phase1 must be one of {', '.join(PHASE1_METHODS)}, "
                              f"got {self.phase1!r}")
+        if not isinstance(self.lawson_steps, int) or self.lawson_steps < 1:
+            raise InputError(f"lawson_steps must be a positive integer, got {self.lawson_steps}")
         if not (math.isfinite(self.coef_bound) and self.coef_bound > 0):
             raise InputError(f"coef_bound must be a positive number, got {self.coef_bound}")
         if self.dtype not in ("float32", "float64"):
@@ -111,6 +116,11 @@ class PacOptions:
             raise InputError(f"batch must be a positive integer, got {self.batch}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be an integer in [0, 2**32), got {self.seed}")
+
+    @property
+    def phase1_label(self) -> str:
+        """The Phase 1 method as reports name it: ``lawson(steps)``, ``lstsq`` or ``lp``."""
+        return f"lawson({self.lawson_steps})" if self.phase1 == "lawson" else self.phase1
 
     def counts(self, n_inputs: int) -> ScenarioCounts:
         """The sample counts of one verdict on an ``n_inputs``-dimensional input."""

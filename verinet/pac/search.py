@@ -75,7 +75,7 @@ def pac_radius(problem: PacProblem, search: RadiusSearch, eps: float | None = No
         radius = a
     log.info("PAC radius %.6g (grid %d x %.6g) after %d verdicts in %.1fs", radius, lo,
              search.grid, len(checks), time.monotonic() - start)
-    return PacRecord(opts.epsilon, opts.eta, opts.counts(problem.x0.size), opts.phase1,
+    return PacRecord(opts.epsilon, opts.eta, opts.counts(problem.x0.size), opts.phase1_label,
                      opts.seed, radius, search.grid, grid_radius, search.continuous,
                      search.tolerance if search.continuous else None, at_eps, tuple(checks),
                      time.monotonic() - start)
@@ -86,5 +86,5 @@ def pac_at(problem: PacProblem, eps: float) -> PacRecord:
     start = time.monotonic()
     opts = problem.options
     check = pac_check(problem, eps)
-    return PacRecord(opts.epsilon, opts.eta, opts.counts(problem.x0.size), opts.phase1,
+    return PacRecord(opts.epsilon, opts.eta, opts.counts(problem.x0.size), opts.phase1_label,
                      opts.seed, at_eps=check, seconds=time.monotonic() - start)

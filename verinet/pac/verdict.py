@@ -79,7 +79,8 @@ def pac_check(problem: PacProblem, radius: float) -> PacCheck:
         d = scores(xr)
         phases.append((problem.features(xr), d))
         candidates.append(_misclassified(xr, d))
-    model = learn(tuple(phases), scores.classes, counts.kappa, opts.phase1, opts.coef_bound)
+    model = learn(tuple(phases), scores.classes, counts.kappa, opts.phase1, opts.coef_bound,
+                  opts.lawson_steps)
     flo, fhi = problem.features.bounds(ball)
     ups = model.upper(flo, fhi)
     top = int(np.argmax(ups))
