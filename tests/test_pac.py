@@ -23,7 +23,8 @@ from verinet.pac import (
     pac_check,
     pac_radius,
 )
-from verinet.pac.learn import chebyshev_fit, coarse_fit, scenario_margin
+from verinet.pac.chebyshev import chebyshev_fit
+from verinet.pac.learn import coarse_fit, scenario_margin
 from verinet.types import Box, InputError, SoundnessError
 
 # Small but valid for the guarantee: K3 = 113, kappa = min(14, n + 1).

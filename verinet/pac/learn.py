@@ -6,7 +6,8 @@ difference ``Delta_j = f_j - f_label`` is learned (``a`` from
 
 1. **coarse fit** on the K1 samples.  The artifact solves the Chebyshev LP
    ``min lambda s.t. |A c - d| <= lambda, -b <= c <= b`` (``phase1="lp"``: 786 variables
-   and 4000 rows per class on MNIST, 0.5 to 1 minute per class with HiGHS here).  The
+   and 4000 rows per class on MNIST; HiGHS takes 0.5 to 1 minute per class here, the
+   dense interior point of :mod:`verinet.pac.chebyshev` about a second).  The
    default ``phase1="lawson"`` approximates it by least squares followed by
    ``lawson_steps`` steps of Lawson's algorithm (iteratively re-weighted least squares
    converging to the Chebyshev fit; weights ``|residual|``): on DeepPAC's FNN1, image 0,
@@ -15,9 +16,8 @@ difference ``Delta_j = f_j - f_label`` is learned (``a`` from
    stops after least squares.  Fits are clipped to the box ``[-b, b]``.
 2. **focused re-fit** on the K2 samples: the ``kappa`` coefficients of largest magnitude
    (the constant included in the ranking) are re-learned by the Chebyshev LP with the
-   others frozen (``kappa + 1`` variables, ``2 K2`` rows).  Solved exactly by constraint
-   generation: the LP on a subset of the rows is re-solved with the rows it violates
-   until none is violated, which is optimal for the full LP.
+   others frozen (``kappa + 1`` variables, ``2 K2`` rows), solved exactly by constraint
+   generation (:func:`~verinet.pac.chebyshev.chebyshev_fit`).
 3. **scenario margin** on the K3 samples: ``lambda* = max_j max_k |g_j(x_k) - Delta_j(x_k)|``.
 
 Only Phase 3 carries the guarantee (see :mod:`verinet.pac`): Phases 1 and 2 may use any
@@ -32,14 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import linprog
 
+from verinet.pac.chebyshev import chebyshev_fit, chebyshev_ipm
 from verinet.types import SoundnessError, frozen_array
 
 log = logging.getLogger(__name__)
-
-CG_INITIAL_ROWS = 400  # constraint generation: first subset of samples
-CG_ADDED_ROWS = 200    # most violated samples added per round
 
 
 @dataclass(frozen=True)
@@ -93,16 +90,31 @@ def coarse_fit(a: np.ndarray, d: np.ndarray, method: str, bound: float, steps: i
                ) -> np.ndarray:
     """Phase 1: coefficients (m - 1, n + 1) from features ``a`` (constant last) and
     targets ``d`` (K, m - 1); see the module doc for the methods."""
-    if method == "lp":
-        return np.stack([chebyshev_fit(a, d[:, j], bound, generate=False)[0]
-                         for j in range(d.shape[1])])
     z, mean, scale = _standardise(a)
     zt = torch.as_tensor(z, dtype=torch.float64)
     dt = torch.as_tensor(d, dtype=torch.float64)
     coef = torch.linalg.lstsq(zt, dt, driver="gelsd").solution.T  # (m - 1, n + 1)
+    if method == "lp":
+        return np.stack([_lp_fit(a, zt, dt[:, j], coef[j], mean, scale, bound)
+                         for j in range(d.shape[1])])
     if method == "lawson":
         coef = torch.stack([_lawson(zt, dt[:, j], coef[j], steps) for j in range(d.shape[1])])
     return np.clip(_unstandardise(coef.numpy(), mean, scale), -bound, bound)
+
+
+def _lp_fit(a: np.ndarray, z: torch.Tensor, d: torch.Tensor, start: torch.Tensor,
+            mean: np.ndarray, scale: np.ndarray, bound: float) -> np.ndarray:
+    """The Chebyshev LP of one class: the interior point method on the standardised
+    features (from the least-squares ``start``), HiGHS when it fails or leaves the box."""
+    c = chebyshev_ipm(z, d, start)
+    if c is not None:
+        coef = _unstandardise(c.numpy()[None, :], mean, scale)[0]
+        if np.all(np.abs(coef) <= bound):
+            return coef
+        log.info("Phase 1 LP leaves the coefficient box: solving it with HiGHS")
+    else:
+        log.info("Phase 1 interior point did not converge: solving the LP with HiGHS")
+    return chebyshev_fit(a, d.numpy(), bound, generate=False)[0]
 
 
 def _standardise(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,45 +181,3 @@ def scenario_margin(a: np.ndarray, d: np.ndarray, coef: np.ndarray) -> float:
     if a.shape[0] == 0:
         return 0.0
     return float(np.max(np.abs(a @ coef.T - d)))
-
-
-def chebyshev_fit(a: np.ndarray, d: np.ndarray, bound: float, generate: bool = True
-                  ) -> tuple[np.ndarray, float]:
-    """``argmin_c max_k |a_k . c - d_k|`` over ``-bound <= c <= bound`` by the LP
-    ``min lambda s.t. -lambda <= a c - d <= lambda`` (HiGHS through scipy).
-
-    ``generate``: constraint generation (exact: stops when no row is violated)."""
-    k, p = a.shape
-    if k == 0:
-        return np.zeros(p), 0.0
-    if not generate or k <= CG_INITIAL_ROWS:
-        return _chebyshev_lp(a, d, bound, "highs-ipm" if not generate else "highs-ds")
-    rows = np.unique(np.linspace(0, k - 1, max(CG_INITIAL_ROWS, 2 * p)).astype(np.int64))
-    while True:
-        c, lam = _chebyshev_lp(a[rows], d[rows], bound, "highs-ds")
-        res = np.abs(a @ c - d)
-        bad = np.flatnonzero(res > lam + 1e-9 * (1.0 + lam))
-        bad = bad[~np.isin(bad, rows)]  # rows in the LP hold up to the solver's tolerance
-        if bad.size == 0:
-            return c, float(np.max(res))
-        worst = bad[np.argsort(-res[bad])[:CG_ADDED_ROWS]]
-        rows = np.union1d(rows, worst)
-
-
-def _chebyshev_lp(a: np.ndarray, d: np.ndarray, bound: float, method: str
-                  ) -> tuple[np.ndarray, float]:
-    k, p = a.shape
-    ones = np.ones((k, 1))
-    a_ub = np.vstack([np.hstack([a, -ones]), np.hstack([-a, -ones])])
-    b_ub = np.concatenate([d, -d])
-    cost = np.zeros(p + 1)
-    cost[-1] = 1.0
-    bounds = [(-bound, bound)] * p + [(0.0, None)]
-    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method=method)
-    if res.status != 0 or res.x is None:
-        # The LP is always feasible (c = 0, lambda large); a failure is numerical.
-        log.warning("Chebyshev LP failed (%s); keeping the least-squares fit", res.message)
-        c = np.clip(np.linalg.lstsq(a, d, rcond=None)[0], -bound, bound)
-        return c, float(np.max(np.abs(a @ c - d)))
-    c = np.asarray(res.x[:p], dtype=np.float64)
-    return c, float(res.x[-1])
