@@ -129,6 +129,24 @@ def test_chebyshev_fit_constraint_generation_is_exact() -> None:
     assert np.all(np.abs(c_box) <= 1.0 + 1e-9) and lam_box > lam_cg
 
 
+def test_interior_point_matches_highs() -> None:
+    import torch
+
+    from verinet.pac.chebyshev import chebyshev_ipm
+
+    rng = np.random.default_rng(5)
+    a = np.hstack([rng.uniform(-1, 1, (600, 30)), np.ones((600, 1))])
+    d = np.abs(a[:, :3]).sum(1) + 0.01 * rng.normal(size=600)
+    c = chebyshev_ipm(torch.tensor(a), torch.tensor(d))
+    assert c is not None
+    _, lam = chebyshev_fit(a, d, 100.0, generate=False)
+    got = float(np.max(np.abs(a @ c.numpy() - d)))
+    assert got == pytest.approx(lam, rel=1e-6)
+    # Phase 1 "lp" falls back to HiGHS when the box binds, and respects it.
+    coef = coarse_fit(a, 50 * d[:, None], "lp", 1.0)
+    assert np.all(np.abs(coef) <= 1.0 + 1e-9)
+
+
 def test_lawson_steps_approach_the_chebyshev_lp() -> None:
     rng = np.random.default_rng(4)
     x = rng.uniform(0.2, 0.3, (400, 8))  # features almost constant, as near a sample

@@ -119,7 +119,7 @@ def _radius_dict(r: SampleReport) -> dict[str, Any] | None:
     s = r.radius
     if s is None:
         return None
-    d = {"lower": _num(s.lower), "upper": _num(s.upper), "lower_by": s.lower_by,
+    d: dict[str, Any] = {"lower": _num(s.lower), "upper": _num(s.upper), "lower_by": s.lower_by,
          "upper_by": s.upper_by, "lower_guarantee": s.lower_guarantee.value,
          "upper_guarantee": s.upper_guarantee.value, "exact": r.exact}
     if r.pac is not None:
