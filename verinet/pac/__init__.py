@@ -1,9 +1,10 @@
 """DeepPAC: black-box PAC-model robustness and the maximum PAC radius (Li et al., ICSE 2022).
 
 Only forward passes of the network are used (batched through the IR's torch lowering);
-LPs go through HiGHS (scipy).  Modules: :mod:`~verinet.pac.scenario` (sample counts,
-options), :mod:`~verinet.pac.sampling` (ball, samples, features, forward passes),
-:mod:`~verinet.pac.learn` (the three phases), :mod:`~verinet.pac.verdict` (one verdict),
+LPs go through HiGHS (scipy) or a dense interior point method.  Modules:
+:mod:`~verinet.pac.scenario` (sample counts, options), :mod:`~verinet.pac.sampling`
+(ball, samples, features, forward passes), :mod:`~verinet.pac.learn` (the three phases),
+:mod:`~verinet.pac.chebyshev` (the LP fits), :mod:`~verinet.pac.verdict` (one verdict),
 :mod:`~verinet.pac.search` (the maximum radius), :mod:`~verinet.pac.result` (types),
 :mod:`~verinet.pac.dataset` (a whole data file, as a certify report).
 
