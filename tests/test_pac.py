@@ -110,6 +110,9 @@ def test_problem_validation() -> None:
         PacProblem(net, None, np.zeros(3), 0, opts, FeatureMap.identity(4))
     with pytest.raises(InputError, match="label 5 out of range"):
         PacProblem(net, None, np.zeros(3), 5, opts, FeatureMap.identity(3))
+    single = relu_network([(np.ones((1, 3)), np.zeros(1))])
+    with pytest.raises(InputError, match="at least 2 outputs"):
+        PacProblem(single, None, np.zeros(3), 0, opts, FeatureMap.identity(3))
     with pytest.raises(InputError, match="grid step"):
         RadiusSearch(grid=0.0)
     with pytest.raises(InputError, match="tolerance"):

@@ -55,6 +55,9 @@ class PacProblem:
         if self.features.dim != x.size:
             raise InputError(f"PAC features have {self.features.dim} inputs, the model "
                              f"{x.size}")
+        if self.network.n_outputs < 2:
+            raise InputError(f"DeepPAC needs at least 2 outputs, the model has "
+                             f"{self.network.n_outputs}")
         if not 0 <= self.label < self.network.n_outputs:
             raise InputError(f"label {self.label} out of range [0, {self.network.n_outputs})")
         object.__setattr__(self, "x0", x)
