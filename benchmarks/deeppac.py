@@ -42,6 +42,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--phase1", choices=("lawson", "lstsq", "lp"), default="lawson")
     p.add_argument("--lawson-steps", type=int, default=1)
+    p.add_argument("--bracket", choices=("lawson", "lstsq", "lp"),
+                   help="binary search with this Phase 1, then settle with --phase1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--continuous", action="store_true", help="also refine between grid points")
     p.add_argument("--sandwich", action="store_true",
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
     run = PacRun(PacOptions(phase1=args.phase1, lawson_steps=args.lawson_steps,
                             seed=args.seed),
                  FeatureMap.normalisation(MEAN, STD, model.network.input_shape),
-                 RadiusSearch(continuous=args.continuous))
+                 RadiusSearch(continuous=args.continuous, bracket=args.bracket))
     t0 = time.monotonic()
 
     def progress(it):
@@ -118,9 +120,12 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
             continue
         checks = p.checks
         unsafe = [c.radius for c in checks if c.verdict.value == "unsafe"]
+        main = [c for c in checks if c.phase1 == p.phase1]
         rec.update(ours=round(p.grid_radius * 255), pac=p.radius, verdicts=len(checks),
-                   search_s=p.seconds, verdict_s=statistics.mean(c.seconds for c in checks),
+                   main_verdicts=len(main), search_s=p.seconds,
+                   verdict_s=statistics.mean(c.seconds for c in checks),
                    verdict_max_s=max(c.seconds for c in checks),
+                   main_verdict_s=statistics.mean(c.seconds for c in main) if main else None,
                    unsafe_below_lower=None if not args.sandwich or r is None else
                    sum(u < r.lower for u in unsafe),
                    lower=None if not args.sandwich or r is None else r.lower,
@@ -159,6 +164,11 @@ def summary(rows: list[dict[str, object]], args: argparse.Namespace) -> None:
     print(f"seconds per verdict: mean {statistics.mean(vs):.2f}, max "
           f"{max(float(r['verdict_max_s']) for r in done):.2f}; per radius search: mean "
           f"{statistics.mean(ss):.1f}, max {max(ss):.1f}")
+    if args.bracket:
+        mv = [float(r["main_verdict_s"]) for r in done if r["main_verdict_s"] is not None]  # type: ignore[arg-type]
+        print(f"bracketed by --phase1 {args.bracket}: {args.phase1} verdicts per image mean "
+              f"{statistics.mean(int(r['main_verdicts']) for r in done):.1f} "  # type: ignore[arg-type]
+              f"(mean {statistics.mean(mv):.2f} s each)")
     if args.sandwich:
         bad = sum(int(r["unsafe_below_lower"]) for r in done)  # type: ignore[arg-type]
         inside = above = below = 0

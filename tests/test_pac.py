@@ -90,6 +90,39 @@ def test_affine_model_is_learned_exactly(seed: int, dtype: str, phase1: str) -> 
     assert fine.joint_eta == pytest.approx(fine.verdicts * 0.01)
 
 
+def test_bracketed_search_settles_with_the_slow_fit() -> None:
+    net, layers, rng = _affine(7, 4, 3)
+    x0 = rng.uniform(0.3, 0.7, 4)
+    label = int(np.argmax(net.evaluate(x0)))
+    prob = PacProblem(net, None, x0, label, PacOptions(**SMALL, phase1="lp"),
+                      FeatureMap.identity(4))
+    plain = pac_radius(prob, RadiusSearch(grid=0.01))
+    fast = pac_radius(prob, RadiusSearch(grid=0.01, bracket="lstsq"))
+    assert fast.radius == plain.radius and fast.phase1 == "lp"
+    slow = [c for c in fast.checks if c.phase1 == "lp"]
+    assert 1 <= len(slow) <= 2 < len(fast.checks)
+    k = round(fast.radius / 0.01)
+    verdicts = {round(c.radius / 0.01): c.verdict for c in slow}
+    assert verdicts.get(k, PacVerdict.ROBUST) is PacVerdict.ROBUST
+    assert verdicts.get(k + 1, PacVerdict.UNSAFE) is not PacVerdict.ROBUST
+
+
+@pytest.mark.parametrize(("start", "truth"), [(5, 8), (5, 3), (5, 20), (5, 0), (0, 0),
+                                              (9, 9), (40, 2), (50, 50)])
+def test_settle_finds_a_boundary(start: int, truth: int) -> None:
+    from verinet.pac.search import _settle
+
+    calls: list[int] = []
+
+    def robust(k: int) -> bool:
+        calls.append(k)
+        return k <= truth
+
+    lo, hi = _settle(robust, start, 50)
+    assert (lo, hi) == (truth, truth + 1)
+    assert len(calls) <= 9
+
+
 def test_robust_everywhere_gives_the_largest_grid_radius() -> None:
     W = np.array([[1.0, 0.0], [0.0, 0.0]])
     b = np.array([2.0, 0.0])

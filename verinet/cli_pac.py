@@ -49,6 +49,9 @@ def add_pac_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    "Chebyshev LP (default), least squares only, or the LP itself (slow)")
     g.add_argument(f"--{prefix}lawson-steps", type=_int, default=1,
                    help="Lawson steps of --phase1 lawson (default 1)")
+    g.add_argument(f"--{prefix}bracket", choices=("lawson", "lstsq", "lp"),
+                   help="radius search: binary search with this cheaper Phase 1 first, then "
+                   "settle the result with --phase1 (e.g. --phase1 lp --bracket lawson)")
     g.add_argument(f"--{prefix}grid", type=_float, default=1.0 / 255.0,
                    help="grid step of the radius search, raw input units (default 1/255)")
     g.add_argument(f"--{prefix}continuous", action="store_true",
@@ -97,8 +100,8 @@ def pac_run_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], ra
                          k3=opt("k3"), kappa=opt("kappa"), phase1=opt("phase1"),
                          lawson_steps=opt("lawson_steps"),
                          seed=args.seed if seed is None else seed, dtype=opt("dtype"))
-    search = RadiusSearch(opt("grid"), opt("continuous"),
-                          opt("radius_tolerance")) if radius else None
+    search = RadiusSearch(opt("grid"), opt("continuous"), opt("radius_tolerance"),
+                          opt("bracket")) if radius else None
     features = FeatureMap.normalisation(args.mean, args.std, input_shape)
     return PacRun(options, features, search)
 

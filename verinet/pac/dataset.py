@@ -53,7 +53,8 @@ def pac_settings(options: PacOptions, search: RadiusSearch | None, n_inputs: int
         ("phase1", options.phase1_label), ("coef_bound", options.coef_bound),
         ("pac_seed", options.seed), ("dtype", options.dtype)]
     if search is not None:
-        out += [("grid", search.grid), ("continuous", search.continuous)]
+        out += [("grid", search.grid), ("continuous", search.continuous),
+                ("bracket", search.bracket)]
         if search.continuous:
             out.append(("radius_tolerance", search.tolerance))
     return tuple(out)

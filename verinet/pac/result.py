@@ -46,6 +46,7 @@ class PacCheck:
     source: str = ""
     distance: float = math.inf
     seconds: float = 0.0
+    phase1: str = ""
 
     def __post_init__(self) -> None:
         unsafe = self.verdict is PacVerdict.UNSAFE

@@ -97,7 +97,7 @@ def pac_check(problem: PacProblem, radius: float) -> PacCheck:
     else:
         verdict = PacVerdict.ROBUST if upper < 0 else PacVerdict.UNKNOWN
     check = PacCheck(float(radius), verdict, model.margin, upper, rival, counts, cex, source,
-                     dist, time.monotonic() - start)
+                     dist, time.monotonic() - start, opts.phase1_label)
     log.debug("radius %.6g: %s (lambda* %.5g, U %.5g class %d) in %.2fs", radius,
               verdict.value, model.margin, upper, rival, check.seconds)
     return check

@@ -135,6 +135,7 @@ def _check_dict(c: PacCheck) -> dict[str, Any]:
     cex = c.counterexample
     return {"radius": float(c.radius), "verdict": c.verdict.value, "margin": float(c.margin),
             "upper": float(c.upper), "rival": c.rival, "seconds": float(c.seconds),
+            "phase1": c.phase1,
             "counterexample": None if cex is None else {
                 "distance": float(c.distance), "source": c.source, "x": _floats(cex.x),
                 "y": _floats(cex.y), "y_onnx": _floats(cex.y_onnx)}}
@@ -214,7 +215,7 @@ def _check_from_dict(d: dict[str, Any], counts: ScenarioCounts) -> PacCheck:
         confirmed=True)
     return PacCheck(d["radius"], PacVerdict(d["verdict"]), d["margin"], d["upper"], d["rival"],
                     counts, cex, "" if cd is None else cd["source"],
-                    math.inf if cd is None else cd["distance"], d["seconds"])
+                    math.inf if cd is None else cd["distance"], d["seconds"], d.get("phase1", ""))
 
 
 def _pac_from_dict(d: dict[str, Any] | None) -> PacRecord | None:
