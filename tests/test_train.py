@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from verinet import api
+from verinet.optim import Adam
 from verinet.train import (
     DEFAULT_RECIPES,
     FGSMMixed,
@@ -43,7 +44,6 @@ from verinet.train import (
     to_network,
     train_recipe,
 )
-from verinet.train.optim import Adam
 from verinet.types import InputError, ModelError
 
 FAST = TrainConfig(epochs=30, lr=1e-2, log_every=0)

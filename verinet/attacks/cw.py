@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from verinet.attacks.base import Attack, BestAdversarial, Model, margin_loss
+from verinet.optim import Adam
 from verinet.types import InputError
 
 _BIG = 1e10
@@ -44,30 +45,6 @@ def tanh_box(lo: Tensor, hi: Tensor) -> tuple[Callable[[Tensor], Tensor],
         return torch.minimum(torch.maximum(lo + width * (torch.tanh(w) + 1) / 2, lo), hi)
 
     return to_w, from_w
-
-
-class Adam:
-    """Plain Adam (Kingma & Ba) on one tensor, updated in place; elementwise, so the
-    samples of a batch stay independent.  (``torch.optim.Adam``'s first step costs
-    seconds of lazy initialisation.)"""
-
-    def __init__(self, w: Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
-        self.w, self.lr, self.betas, self.eps = w, lr, betas, eps
-        self.m = torch.zeros_like(w)
-        self.v = torch.zeros_like(w)
-        self.t = 0
-
-    def step(self, loss: Tensor) -> None:
-        (g,) = torch.autograd.grad(loss, self.w)
-        b1, b2 = self.betas
-        self.t += 1
-        with torch.no_grad():
-            self.m.mul_(b1).add_(g, alpha=1 - b1)
-            self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            m_hat = self.m / (1 - b1**self.t)
-            v_hat = self.v / (1 - b2**self.t)
-            self.w.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
 
 
 def _check(cond: bool, name: str, what: str) -> None:
@@ -115,7 +92,7 @@ class CWL2(Attack):
                   from_w: Callable[[Tensor], Tensor], best: BestAdversarial) -> Tensor:
         """One Adam run at constants ``c`` (N,); True where an iterate was adversarial."""
         w = w0.clone().requires_grad_(True)
-        opt = Adam(w, self.lr)
+        opt = Adam([w], lr=self.lr)
         ok = torch.zeros_like(c, dtype=torch.bool)
         prev = float("inf")
         for i in range(self.steps + 1):
@@ -130,7 +107,7 @@ class CWL2(Attack):
                 if loss.item() > 0.9999 * prev:
                     break
                 prev = loss.item()
-            opt.step(loss)
+            opt.descend(loss)
         return ok
 
 
@@ -192,7 +169,7 @@ class CWLinf(Attack):
         ``best``.  Stops once every sample has found one."""
         to_w, from_w = tanh_box(lo, hi)
         w = to_w(start).requires_grad_(True)
-        opt = Adam(w, self.lr)
+        opt = Adam([w], lr=self.lr)
         for i in range(self.steps + 1):
             x = from_w(w)
             logits = model(x)
@@ -202,4 +179,4 @@ class CWLinf(Attack):
             margin = torch.clamp(-margin_loss(logits, labels) + self.kappa, min=0)
             excess = torch.relu((x - x0).abs() - tau[:, None]).sum(dim=1)
             loss = (c * margin + excess).sum()
-            opt.step(loss)
+            opt.descend(loss)

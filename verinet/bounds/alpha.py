@@ -31,6 +31,7 @@ from verinet.bounds.crown import (
 )
 from verinet.bounds.linear import DT, concretize, relu_relaxation, slack
 from verinet.ir.chain import Chain
+from verinet.optim import Adam
 from verinet.types import InputError
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def _optimise(
         if kind == "relu":
             lb, ub = prep.pre[i]
             alphas[i] = (ub > -lb).to(DT).requires_grad_(True)
-    opt = torch.optim.Adam(list(alphas.values()), lr=lr)
+    opt = Adam(list(alphas.values()), lr=lr)
     best: tuple[Tensor, Tensor, Tensor] | None = None
     for it in range(iterations + 1):
         relax = [

@@ -50,6 +50,7 @@ from verinet.bounds.linear import (
     relax_take,
     relu_relaxation,
 )
+from verinet.optim import Adam
 from verinet.types import InputError
 
 CHUNK_ELEMS = 1 << 22  # max elements of one batched coefficient tensor
@@ -339,8 +340,7 @@ def optimise(
     best = torch.full((split.shape[0],), -torch.inf, dtype=LOW)
     alpha.requires_grad_(True)
     beta.requires_grad_(True)
-    opt = torch.optim.Adam([{"params": [alpha], "lr": options.lr_alpha},
-                            {"params": [beta], "lr": options.lr_beta}])
+    opt = Adam([alpha, beta], lr=[options.lr_alpha, options.lr_beta])
     for it in range(options.iterations + 1):
         val = objective(root, lines, split, alpha, beta, C, offset, False)[0].max(dim=1).values
         with torch.no_grad():

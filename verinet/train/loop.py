@@ -1,7 +1,7 @@
 """The training loop: seeded mini-batch Adam on any objective, hard or soft targets.
 
 ``fit`` is what ``scripts/train_digits.py`` has always done (Adam with the arithmetic of
-``torch.optim.Adam``, see :mod:`verinet.train.optim`; learning rate 3e-3, weight decay
+``torch.optim.Adam``, see :mod:`verinet.optim`; learning rate 3e-3, weight decay
 1e-4, batches of 64 from a seeded permutation per epoch), generalised to an objective
 (:mod:`verinet.train.objectives`), a temperature ``T`` (the data loss is the
 cross-entropy of ``logits / T``) and soft targets (rows of class probabilities, for
@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from verinet.optim import Adam
 from verinet.train.objectives import DataLoss, Objective, Standard
-from verinet.train.optim import Adam
 from verinet.types import InputError
 
 log = logging.getLogger(__name__)
