@@ -24,7 +24,6 @@ import logging
 
 import numpy as np
 import torch
-from scipy.optimize import linprog
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,8 @@ def chebyshev_fit(a: np.ndarray, d: np.ndarray, bound: float, generate: bool = T
 
 def _chebyshev_lp(a: np.ndarray, d: np.ndarray, bound: float, method: str
                   ) -> tuple[np.ndarray, float]:
+    from scipy.optimize import linprog  # 0.6 s to import: only the LP fallback needs it
+
     k, p = a.shape
     ones = np.ones((k, 1))
     a_ub = np.vstack([np.hstack([a, -ones]), np.hstack([-a, -ones])])
