@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any
 
+from verinet.cli_samples import (
+    add_sample_options,
+    eps_and_inputs,
+    json_writer,
+    progress,
+    write_outputs,
+)
 from verinet.cliargs import number
-from verinet.types import InputError
 
 log = logging.getLogger("verinet")
 
@@ -33,33 +38,19 @@ def _names(text: str) -> tuple[str, ...]:
 def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     c = sub.add_parser("certify", parents=[common],
                        help="per-sample robustness sandwich [certified lower, attack upper]")
-    c.add_argument("model", nargs="?", help="ONNX model (default: the bundled digits MLP)")
-    c.add_argument("--data", help=".npz (x, y), .npy (label first) or .csv (label first); "
-                   "default: the bundled digits samples")
+    add_sample_options(c, floats, plot_help="PNG of the sandwiches and robust-accuracy curves")
     c.add_argument("--eps", type=number, help="L-inf radius to decide (raw input space, 0..1)")
     c.add_argument("--radius", action="store_true",
                    help="compute every sample's radius sandwich (exact when the gap <= tol)")
     c.add_argument("--tolerance", type=number, default=1e-3,
                    help="a radius is exact when upper - lower <= this (default 1e-3)")
-    c.add_argument("--samples", type=int, help="number of samples (default: all)")
-    c.add_argument("--start", type=int, default=0, help="index of the first sample")
-    c.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
-    c.add_argument("--mean", type=floats, help="input normalisation mean (raw input space)")
-    c.add_argument("--std", type=floats, help="input normalisation std")
     c.add_argument("--timeout", type=number, default=30.0, help="seconds per sample (30)")
     c.add_argument("--attacks", type=_names, default=("deepfool", "fmn", "pgd"),
                    help="comma list of attack names (fgsm, bim, pgd, cw-l2, cw-linf, deepfool, "
                         "fmn, ead, lbfgs, boundary; default deepfool,fmn,pgd)")
     c.add_argument("--no-milp", action="store_true", help="skip the exact MILP stage")
     c.add_argument("--backend", choices=("highs", "pulp"), default="highs", help="MILP solver")
-    c.add_argument("--out", help="JSON report (rewritten after every sample)")
-    c.add_argument("--csv", help="CSV report")
-    c.add_argument("--plot", help="PNG of the sandwiches and robust-accuracy curves")
     c.add_argument("--seed", type=int, default=0, help="random seed (attacks, sampling)")
-    c.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
-    c.add_argument("--no-check", action="store_true",
-                   help="skip the IR-vs-ONNX equivalence check on load")
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--clever", action="store_true",
                    help="also estimate each correct sample's L-inf CLEVER score (an "
                         "estimate, flagged when above the attack upper bound)")
@@ -75,33 +66,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     add_pac_options(c, prefix="pac-")
 
 
-def _inputs(args: argparse.Namespace) -> tuple[str, str]:
-    if args.model is None:
-        from verinet import examples
-
-        if args.data is None:
-            log.warning("no model given: using the bundled digits example")
-            return str(examples.model_path()), str(examples.data_path())
-        raise InputError("--data given without a model")
-    if args.data is None:
-        raise InputError("--data FILE is required with a model")
-    return args.model, args.data
-
-
 def cmd_certify(args: argparse.Namespace) -> int:
-    from verinet import api
     from verinet.certify.engine import CertifyOptions
     from verinet.certify.run import certify
-    from verinet.data import load_samples, validate_eps
-    from verinet.report import certify as rep
 
-    if args.eps is None and not args.radius:
-        raise InputError("give --eps E, --radius, or both")
-    eps = None if args.eps is None else validate_eps(args.eps)
-    model_path, data_path = _inputs(args)
-    model = api.load_model(model_path, mean=args.mean, std=args.std, check=not args.no_check)
-    data = load_samples(data_path, n_inputs=model.n_inputs, n_classes=model.n_outputs,
-                        scale=args.scale, samples=args.samples, start=args.start)
+    eps, model, data, model_path, data_path = eps_and_inputs(args)
     options = CertifyOptions(eps=eps, radius=args.radius, timeout=args.timeout,
                              tolerance=args.tolerance, attacks=args.attacks,
                              milp=not args.no_milp, backend=args.backend, seed=args.seed)
@@ -115,30 +84,9 @@ def cmd_certify(args: argparse.Namespace) -> int:
         from verinet.estimates.clever import CleverOptions
 
         clever = CleverOptions(nb_batches=args.clever_batches, batch_size=args.clever_batch_size)
-    on_sample = None if args.out is None else (lambda r: rep.write_json(r, args.out))
     report = certify(model.network, model.onnx_eval, data.x, data.y, options,
                      model_name=model_path, data_name=data_path, indices=data.indices,
-                     on_sample=on_sample, progress=_progress(args, len(data)), pac=pac,
-                     clever=clever)
-    if args.out is not None:
-        rep.write_json(report, args.out)
-    if args.csv is not None:
-        rep.write_csv(report, args.csv)
-    if args.plot is not None:
-        from verinet.report.plots import plot_report
-
-        plot_report(report, args.plot)
-    print(rep.format_table(report))
+                     on_sample=json_writer(args), progress=progress(args, len(data), "certify"),
+                     pac=pac, clever=clever)
+    write_outputs(report, args)
     return 0
-
-
-def _progress(args: argparse.Namespace, total: int) -> Any:
-    if args.no_progress:
-        return None
-    from tqdm import tqdm
-
-    def wrap(it: Any) -> Any:
-        return tqdm(it, total=total, desc="certify", unit="sample", file=sys.stderr,
-                    disable=None, leave=False)
-
-    return wrap

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any
 
+from verinet.cli_samples import (
+    add_sample_options,
+    eps_and_inputs,
+    json_writer,
+    progress,
+    write_outputs,
+)
 from verinet.cliargs import number as _float
-from verinet.types import InputError
 
 log = logging.getLogger("verinet")
 
@@ -65,25 +70,11 @@ def add_pac_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
 def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     c = sub.add_parser("pac", parents=[common],
                        help="DeepPAC: PAC-model robustness and the maximum PAC radius")
-    c.add_argument("model", nargs="?", help="ONNX model (default: the bundled digits MLP)")
-    c.add_argument("--data", help=".npz (x, y), .npy (label first) or .csv (label first); "
-                   "default: the bundled digits samples")
+    add_sample_options(c, floats, mean_help="; also the PAC features' normalisation",
+                       plot_help="PNG of the radii")
     c.add_argument("--eps", type=_float, help="L-inf radius of the PAC verdict (raw, 0..1)")
     c.add_argument("--radius", action="store_true", help="search the maximum PAC radius")
-    c.add_argument("--samples", type=int, help="number of samples (default: all)")
-    c.add_argument("--start", type=int, default=0, help="index of the first sample")
-    c.add_argument("--scale", type=_float, help="divide the data by this (255 for pixels)")
-    c.add_argument("--mean", type=floats, help="input normalisation mean (raw input space); "
-                   "also the PAC features' normalisation")
-    c.add_argument("--std", type=floats, help="input normalisation std")
     c.add_argument("--seed", type=int, default=0, help="sampling seed (default 0, as DeepPAC)")
-    c.add_argument("--out", help="JSON report (certify schema; rewritten after every sample)")
-    c.add_argument("--csv", help="CSV report")
-    c.add_argument("--plot", help="PNG of the radii")
-    c.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
-    c.add_argument("--no-check", action="store_true",
-                   help="skip the IR-vs-ONNX equivalence check on load")
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_pac_options(c)
 
 
@@ -107,44 +98,13 @@ def pac_run_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], ra
 
 
 def cmd_pac(args: argparse.Namespace) -> int:
-    from verinet import api
-    from verinet.cli_certify import _inputs
-    from verinet.data import load_samples, validate_eps
     from verinet.pac.dataset import pac_certify
-    from verinet.report import certify as rep
 
-    if args.eps is None and not args.radius:
-        raise InputError("give --eps E, --radius, or both")
-    eps = None if args.eps is None else validate_eps(args.eps)
-    model_path, data_path = _inputs(args)
-    model = api.load_model(model_path, mean=args.mean, std=args.std, check=not args.no_check)
+    eps, model, data, model_path, data_path = eps_and_inputs(args)
     run = pac_run_from_args(args, model.network.input_shape, args.radius)
-    data = load_samples(data_path, n_inputs=model.n_inputs, n_classes=model.n_outputs,
-                        scale=args.scale, samples=args.samples, start=args.start)
-    on_sample = None if args.out is None else (lambda r: rep.write_json(r, args.out))
     report = pac_certify(model.network, model.onnx_eval, data.x, data.y, run.options,
                          run.features, eps=eps, search=run.search, model_name=model_path,
-                         data_name=data_path, indices=data.indices, on_sample=on_sample,
-                         progress=_progress(args, len(data)))
-    if args.out is not None:
-        rep.write_json(report, args.out)
-    if args.csv is not None:
-        rep.write_csv(report, args.csv)
-    if args.plot is not None:
-        from verinet.report.plots import plot_report
-
-        plot_report(report, args.plot)
-    sys.stdout.write(rep.format_table(report))
+                         data_name=data_path, indices=data.indices,
+                         on_sample=json_writer(args), progress=progress(args, len(data), "pac"))
+    write_outputs(report, args)
     return 0
-
-
-def _progress(args: argparse.Namespace, total: int) -> Any:
-    if args.no_progress:
-        return None
-    from tqdm import tqdm
-
-    def wrap(it: Any) -> Any:
-        return tqdm(it, total=total, desc="pac", unit="sample", file=sys.stderr,
-                    disable=None, leave=False)
-
-    return wrap

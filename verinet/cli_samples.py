@@ -1,0 +1,104 @@
+"""What the per-sample commands (``verinet certify``, ``verinet pac``) share: the model
+and data options, resolving the bundled example, the progress bar and the report
+outputs (JSON rewritten after every sample, CSV, plot, table)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from verinet.cliargs import number
+from verinet.types import InputError
+
+log = logging.getLogger("verinet")
+
+
+def add_sample_options(c: argparse.ArgumentParser, floats: Any, *, mean_help: str = "",
+                       plot_help: str) -> None:
+    """``MODEL``, ``--data``, sample selection, normalisation, outputs and run options."""
+    c.add_argument("model", nargs="?", help="ONNX model (default: the bundled digits MLP)")
+    c.add_argument("--data", help=".npz (x, y), .npy (label first) or .csv (label first); "
+                   "default: the bundled digits samples")
+    c.add_argument("--samples", type=int, help="number of samples (default: all)")
+    c.add_argument("--start", type=int, default=0, help="index of the first sample")
+    c.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
+    c.add_argument("--mean", type=floats,
+                   help="input normalisation mean (raw input space)" + mean_help)
+    c.add_argument("--std", type=floats, help="input normalisation std")
+    c.add_argument("--out", help="JSON report (rewritten after every sample)")
+    c.add_argument("--csv", help="CSV report")
+    c.add_argument("--plot", help=plot_help)
+    c.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
+    c.add_argument("--no-check", action="store_true",
+                   help="skip the IR-vs-ONNX equivalence check on load")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def model_and_data(args: argparse.Namespace) -> tuple[str, str]:
+    """The model and data paths; the bundled example when neither is given."""
+    if args.model is None:
+        from verinet import examples
+
+        if args.data is None:
+            log.warning("no model given: using the bundled digits example")
+            return str(examples.model_path()), str(examples.data_path())
+        raise InputError("--data given without a model")
+    if args.data is None:
+        raise InputError("--data FILE is required with a model")
+    return args.model, args.data
+
+
+def eps_and_inputs(args: argparse.Namespace) -> tuple[float | None, Any, Any, str, str]:
+    """``(eps, model, samples, model path, data path)`` from the options: ``--eps`` and/or
+    ``--radius`` required, the model loaded (normalisation, equivalence check), the
+    samples read and checked against it."""
+    from verinet import api
+    from verinet.data import load_samples, validate_eps
+
+    if args.eps is None and not args.radius:
+        raise InputError("give --eps E, --radius, or both")
+    eps = None if args.eps is None else validate_eps(args.eps)
+    model_path, data_path = model_and_data(args)
+    model = api.load_model(model_path, mean=args.mean, std=args.std, check=not args.no_check)
+    data = load_samples(data_path, n_inputs=model.n_inputs, n_classes=model.n_outputs,
+                        scale=args.scale, samples=args.samples, start=args.start)
+    return eps, model, data, model_path, data_path
+
+
+def progress(args: argparse.Namespace, total: int, desc: str) -> Any:
+    """A tqdm wrapper for the sample loop (None with ``--no-progress``)."""
+    if args.no_progress:
+        return None
+    from tqdm import tqdm
+
+    def wrap(it: Any) -> Any:
+        return tqdm(it, total=total, desc=desc, unit="sample", file=sys.stderr,
+                    disable=None, leave=False)
+
+    return wrap
+
+
+def json_writer(args: argparse.Namespace) -> Any:
+    """The per-sample callback that rewrites ``--out`` (None without it)."""
+    if args.out is None:
+        return None
+    from verinet.report import certify as rep
+
+    return lambda r: rep.write_json(r, args.out)
+
+
+def write_outputs(report: Any, args: argparse.Namespace) -> None:
+    """The final JSON, CSV and plot, then the table on stdout."""
+    from verinet.report import certify as rep
+
+    if args.out is not None:
+        rep.write_json(report, args.out)
+    if args.csv is not None:
+        rep.write_csv(report, args.csv)
+    if args.plot is not None:
+        from verinet.report.plots import plot_report
+
+        plot_report(report, args.plot)
+    sys.stdout.write(rep.format_table(report).rstrip("\n") + "\n")
