@@ -18,9 +18,7 @@ disagreement and no such near-tie.
 
 from __future__ import annotations
 
-import functools
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +27,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.attack_fixtures import EXTRA_ATTACKS, MODELS, Fixture, check_contract, region, samples
 from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
 from verinet.attacks import (
     BIM,
@@ -38,7 +37,6 @@ from verinet.attacks import (
     PGD,
     REGISTRY,
     Attack,
-    AttackResult,
     CWLinf,
     DeepFool,
     margin_loss,
@@ -46,7 +44,7 @@ from verinet.attacks import (
 from verinet.ir import ops as O
 from verinet.ir.graph import Network, Node
 from verinet.onnx_import.check import onnx_evaluator
-from verinet.spec.property import Halfspaces, Property, Term
+from verinet.spec.property import Halfspaces, Term
 from verinet.types import Box, InputError
 from verinet.verify.witness import snap_into_box
 
@@ -62,65 +60,8 @@ ATTACKS: list[Attack] = [
     FMN(steps=60, restarts=2),
 ]
 MINIMAL = [a for a in ATTACKS if a.minimal]
+ALL = ATTACKS + EXTRA_ATTACKS  # the contract tests below run the attacks of every file
 HYPO = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@dataclass(frozen=True)
-class Fixture:
-    """A small float32-exact ReLU MLP, optionally with an input normalisation prefix."""
-
-    sizes: tuple[int, ...]
-    seed: int
-    normalised: bool = False
-
-    def __repr__(self) -> str:
-        return f"mlp{'-'.join(map(str, self.sizes))}{'-norm' if self.normalised else ''}"
-
-    @functools.cached_property
-    def layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        return float32_layers(random_layers(np.random.default_rng(self.seed), list(self.sizes)))
-
-    @functools.cached_property
-    def network(self) -> Network:
-        net = relu_network(self.layers)
-        if self.normalised:
-            net = net.with_normalization(np.full(self.sizes[0], 0.5), np.full(self.sizes[0], 0.25))
-        return net
-
-
-MODELS = [Fixture((6, 16, 3), 3), Fixture((5, 12, 12, 4), 2, normalised=True)]
-
-
-def samples(model: Fixture, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` points in [0, 1]^d with the IR's labels."""
-    x0 = np.random.default_rng(seed).uniform(0, 1, (n, model.sizes[0]))
-    return x0, np.argmax(model.network.evaluate(x0), axis=1)
-
-
-def region(x0: np.ndarray, eps: float | None, lo: float = 0.0,
-           hi: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    if eps is None:
-        return np.full(x0.shape, lo), np.full(x0.shape, hi)
-    return np.maximum(lo, x0 - eps), np.minimum(hi, x0 + eps)
-
-
-def check_contract(net: Network, res: AttackResult, x0: np.ndarray, labels: np.ndarray,
-                   lo: np.ndarray, hi: np.ndarray) -> None:
-    """Shapes, region, and success exactly as the verifier's robustness property says."""
-    n = x0.shape[0]
-    assert res.x.shape == x0.shape and res.x.dtype == np.float64
-    assert res.success.shape == res.distance.shape == res.predicted.shape == (n,)
-    assert np.all(res.x >= lo) and np.all(res.x <= hi)
-    y = net.evaluate(res.x)
-    np.testing.assert_array_equal(res.predicted, np.argmax(y, axis=1))
-    for i in range(n):
-        prop = Property.robustness(Box(lo[i], hi[i]), int(labels[i]), net.n_outputs)
-        assert (prop.violated_by(res.x[i], y[i]) >= 0) == res.success[i]
-        if res.success[i]:
-            assert res.distance[i] == np.abs(res.x[i] - x0[i]).max()
-        else:
-            assert res.distance[i] == np.inf
-            np.testing.assert_array_equal(res.x[i], x0[i])
 
 
 # ----------------------------------------------------------------------------- contract
@@ -133,7 +74,7 @@ def test_attack_contract(attack: Attack, model: Fixture) -> None:
     eps = None if attack.minimal else 0.3
     res = attack(model.network, x0, labels, eps=eps, rng=np.random.default_rng(0))
     assert res.attack == attack.name and res.seconds >= 0
-    check_contract(model.network, res, x0, labels, *region(x0, eps))
+    check_contract(model.network, attack, res, x0, labels, *region(x0, eps))
     if attack.minimal:  # random nets on [0, 1]^d are almost always attackable
         assert res.success.mean() >= 0.5
 
@@ -148,13 +89,13 @@ def test_fixed_eps_attacks_succeed_beyond_the_minimal_radius(attack: Attack,
     eps = 1.5 * d[ok]  # one radius per sample
     res = attack(model.network, x0[ok], labels[ok], eps=eps)
     lo, hi = np.maximum(0, x0[ok] - eps[:, None]), np.minimum(1, x0[ok] + eps[:, None])
-    check_contract(model.network, res, x0[ok], labels[ok], lo, hi)
+    check_contract(model.network, attack, res, x0[ok], labels[ok], lo, hi)
     assert np.all(res.distance[res.success] <= eps[res.success])
     floor = 0.3 if isinstance(attack, FGSM) else 0.6
     assert res.success.mean() >= floor
 
 
-@pytest.mark.parametrize("attack", MINIMAL, ids=repr)
+@pytest.mark.parametrize("attack", [a for a in ALL if a.minimal], ids=repr)
 def test_misclassified_input_has_distance_zero(attack: Attack) -> None:
     model = MODELS[0]
     x0, labels = samples(model, 4)
@@ -164,7 +105,7 @@ def test_misclassified_input_has_distance_zero(attack: Attack) -> None:
     np.testing.assert_array_equal(res.x, x0)
 
 
-@pytest.mark.parametrize("attack", ATTACKS, ids=repr)
+@pytest.mark.parametrize("attack", ALL, ids=repr)
 def test_zero_eps_returns_x0(attack: Attack) -> None:
     model = MODELS[0]
     x0, labels = samples(model, 3)
@@ -173,7 +114,7 @@ def test_zero_eps_returns_x0(attack: Attack) -> None:
     assert not res.success.any()
 
 
-@pytest.mark.parametrize("attack", ATTACKS, ids=repr)
+@pytest.mark.parametrize("attack", ALL, ids=repr)
 def test_same_seed_same_result(attack: Attack) -> None:
     model = MODELS[1]
     x0, labels = samples(model, 4)
@@ -276,7 +217,7 @@ def test_softmax_network_is_attacked_on_logits(caplog: pytest.LogCaptureFixture)
     res = attack(logits, x0, labels, eps=0.3, rng=np.random.default_rng(2))
     np.testing.assert_array_equal(res_sm.x, res.x)
     np.testing.assert_array_equal(res_sm.success, res.success)
-    check_contract(sm, res_sm, x0, labels, *region(x0, 0.3))
+    check_contract(sm, attack, res_sm, x0, labels, *region(x0, 0.3))
 
 
 def test_box_domain_bounds_each_coordinate() -> None:

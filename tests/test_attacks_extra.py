@@ -10,91 +10,26 @@ and works on a label-only model that refuses gradients.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.attack_fixtures import EXTRA_ATTACKS, MODELS, Fixture, check_contract, region, samples
 from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
-from verinet.attacks import CWL2, EAD, LBFGS, NORMS, REGISTRY, Attack, AttackResult, Boundary
+from verinet.attacks import CWL2, EAD, LBFGS, NORMS, REGISTRY, Attack, Boundary
 from verinet.attacks import base as attack_base
 from verinet.attacks.base import margin_loss, np_distance
 from verinet.attacks.ead import shrink
 from verinet.ir.graph import Network
 from verinet.onnx_import.check import onnx_evaluator
-from verinet.spec.property import Halfspaces, Property, Term
+from verinet.spec.property import Halfspaces, Term
 from verinet.types import Box, InputError
 from verinet.verify.witness import snap_into_box
 
-# Small budgets: the contract does not depend on them, the test time does.
-ATTACKS: list[Attack] = [
-    EAD(steps=80, binary_steps=4, initial_const=0.1, lr=0.05),
-    EAD(steps=80, binary_steps=4, initial_const=0.1, lr=0.05, rule="l1", fista=False),
-    LBFGS(search_steps=4, binary_steps=4, maxiter=30),
-    LBFGS(search_steps=4, binary_steps=3, maxiter=30, loss="pair", targets=2),
-    Boundary(steps=300, init_tries=50),
-]
+ATTACKS = EXTRA_ATTACKS
 HYPO = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@dataclass(frozen=True)
-class Fixture:
-    """A small float32-exact ReLU MLP, optionally with an input normalisation prefix."""
-
-    sizes: tuple[int, ...]
-    seed: int
-    normalised: bool = False
-
-    def __repr__(self) -> str:
-        return f"mlp{'-'.join(map(str, self.sizes))}{'-norm' if self.normalised else ''}"
-
-    @functools.cached_property
-    def network(self) -> Network:
-        net = relu_network(float32_layers(random_layers(np.random.default_rng(self.seed),
-                                                        list(self.sizes))))
-        if self.normalised:
-            net = net.with_normalization(np.full(self.sizes[0], 0.5), np.full(self.sizes[0], 0.25))
-        return net
-
-
-MODELS = [Fixture((6, 16, 3), 3), Fixture((5, 12, 12, 4), 2, normalised=True)]
-
-
-def samples(model: Fixture, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    x0 = np.random.default_rng(seed).uniform(0, 1, (n, model.sizes[0]))
-    return x0, np.argmax(model.network.evaluate(x0), axis=1)
-
-
-def region(x0: np.ndarray, eps: float | None, lo: float = 0.0,
-           hi: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    if eps is None:
-        return np.full(x0.shape, lo), np.full(x0.shape, hi)
-    return np.maximum(lo, x0 - eps), np.minimum(hi, x0 + eps)
-
-
-def check_contract(net: Network, attack: Attack, res: AttackResult, x0: np.ndarray,
-                   labels: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-    """Shapes, region, success as the verifier's property says, distance in the norm."""
-    n = x0.shape[0]
-    assert res.x.shape == x0.shape and res.x.dtype == np.float64
-    assert res.success.shape == res.distance.shape == res.predicted.shape == (n,)
-    assert res.norm == attack.norm and res.attack == attack.name
-    assert np.all(res.x >= lo) and np.all(res.x <= hi)
-    y = net.evaluate(res.x)
-    np.testing.assert_array_equal(res.predicted, np.argmax(y, axis=1))
-    want = np_distance(res.x, x0, attack.norm)
-    for i in range(n):
-        prop = Property.robustness(Box(lo[i], hi[i]), int(labels[i]), net.n_outputs)
-        assert (prop.violated_by(res.x[i], y[i]) >= 0) == res.success[i]
-        if res.success[i]:
-            assert res.distance[i] == want[i]
-        else:
-            assert res.distance[i] == np.inf
-            np.testing.assert_array_equal(res.x[i], x0[i])
 
 
 # ----------------------------------------------------------------------------- contract
@@ -125,35 +60,6 @@ def test_cap_is_respected(attack: Attack) -> None:
     x0, labels = samples(model, 6, seed=2)
     res = attack(model.network, x0, labels, eps=0.25, rng=np.random.default_rng(0))
     check_contract(model.network, attack, res, x0, labels, *region(x0, 0.25))
-
-
-@pytest.mark.parametrize("attack", ATTACKS, ids=repr)
-def test_misclassified_input_has_distance_zero(attack: Attack) -> None:
-    model = MODELS[0]
-    x0, labels = samples(model, 4)
-    wrong = (labels + 1) % model.sizes[-1]
-    res = attack(model.network, x0, wrong, eps=None)
-    assert res.success.all() and np.all(res.distance == 0)
-    np.testing.assert_array_equal(res.x, x0)
-
-
-@pytest.mark.parametrize("attack", ATTACKS, ids=repr)
-def test_zero_eps_returns_x0(attack: Attack) -> None:
-    model = MODELS[0]
-    x0, labels = samples(model, 3)
-    res = attack(model.network, x0, labels, eps=0.0)
-    np.testing.assert_array_equal(res.x, x0)
-    assert not res.success.any()
-
-
-@pytest.mark.parametrize("attack", ATTACKS, ids=repr)
-def test_same_seed_same_result(attack: Attack) -> None:
-    model = MODELS[1]
-    x0, labels = samples(model, 4)
-    a, b = (attack(model.network, x0, labels, eps=None, rng=np.random.default_rng(7))
-            for _ in range(2))
-    np.testing.assert_array_equal(a.x, b.x)
-    np.testing.assert_array_equal(a.distance, b.distance)
 
 
 def test_bad_options_raise() -> None:
