@@ -10,9 +10,15 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import exact_min_violation, exact_output_range, exact_preactivation_range
+from tests.nets import random_layers, relu_network
+from tests.oracle import (
+    exact_min_violation,
+    exact_output_range,
+    exact_preactivation_range,
+    exact_radius,
+)
 from verinet.bounds.interval import LayerBounds, interval_bounds
-from verinet.ir.chain import Activation, Affine, Chain
+from verinet.ir.chain import Activation, Affine, Chain, to_chain
 from verinet.milp.backend import MilpBackend, SolverStatus, make_backend
 from verinet.milp.certify import safe_lower_bound
 from verinet.milp.encode import encode_chain
@@ -324,3 +330,27 @@ def test_lp_tightening_reuses_one_model(monkeypatch: pytest.MonkeyPatch) -> None
     box = Box(np.full(3, -1.0), np.full(3, 1.0))
     tighten_bounds(chain, box, interval_bounds(chain, box), Tightening.LP, tighten_output=True)
     assert len(made) == 1
+
+
+@settings(BASE, max_examples=40)
+@given(seed=st.integers(0, 10_000), R=st.sampled_from([0.05, 0.2, 0.6]))
+def test_radius_milp_brackets_the_exact_radius(seed: int, R: float) -> None:
+    """The bound is a lower bound of min(exact radius, reach of the box), and exact when
+    solved to optimality: classes unreachable in the ball (often reported infeasible) count
+    as the reach, not as the floor 0."""
+    from verinet.bounds.crown import crown_layer_bounds
+    from verinet.milp.radius import milp_radius
+
+    rng = np.random.default_rng(seed)
+    chain = to_chain(relu_network(random_layers(rng, [2, 6, 5, 3])))
+    x0 = rng.uniform(0.2, 0.8, 2)
+    label = int(np.argmax(chain.forward(x0[None])[0]))
+    domain = Box(np.zeros(2), np.ones(2))
+    box = Box(np.maximum(x0 - R, 0.0), np.minimum(x0 + R, 1.0))
+    reach = float(np.max(np.maximum(box.upper - x0, x0 - box.lower)))  # the box's farthest
+    truth = min(exact_radius(chain, x0, label, domain), reach)
+    out = milp_radius(chain, x0, label, box, crown_layer_bounds(chain, box),
+                      [j for j in range(3) if j != label], 0.0, 30.0)
+    assert out.lower <= truth + 1e-7
+    assert out.optimal  # tiny nets: every class solved, or proven unreachable
+    assert out.lower == pytest.approx(truth, abs=1e-6)

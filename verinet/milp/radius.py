@@ -12,7 +12,9 @@ count as misclassified, so the minimum is attained.
 What is checked and what is trusted: each class's lower bound is the solver's proven
 dual bound (HiGHS, ``mip_rel_gap=0``), lowered by the backend's ``value_tol`` as in
 :mod:`verinet.milp.solve`; a class the solver calls infeasible is *not* taken as
-unreachable: it keeps the lower bound the caller proved by other means (``floor``).
+unreachable: the class is re-solved as ``max y_j - y_l`` over the box and counts as
+unreachable (``t_j > R``) only when that dual bound is negative; otherwise it keeps the
+lower bound the caller proved by other means (``floor``).
 Classes whose margin is proven positive on the whole box (``skip``) have ``t_j > R``.
 The incumbent ``x`` is a *candidate*: the caller replays it on the real network.
 """
@@ -72,6 +74,24 @@ def _margin_vars(be: MilpBackend, outputs: np.ndarray, label: int) -> np.ndarray
     return d
 
 
+def _unreachable(be: MilpBackend, d: np.ndarray, j: int, t: int, left: float) -> bool:
+    """Whether ``d_j = y_j - y_l < 0`` on the whole box, from the proven dual bound of
+    ``min -d_j`` (lowered by the backend's tolerance, as every bound here).  Restores the
+    objective ``min t``."""
+    if left <= 0.05:
+        return False
+    be.set_var_bounds(d, np.full(d.size, -np.inf), np.full(d.size, np.inf))
+    be.set_objective([d[j]], [-1.0])
+    be.set_time_limit(left)
+    be.set_stop(proved_above=0.0)
+    res = be.solve()
+    be.set_objective([t], [1.0])
+    lo = res.best_bound
+    if not math.isfinite(lo) or res.status is SolverStatus.ERROR:
+        return False
+    return lo - (be.value_tol[0] + be.value_tol[1] * abs(lo)) > 0.0
+
+
 def milp_radius(
     chain: Chain,
     x0: np.ndarray,
@@ -119,6 +139,13 @@ def milp_radius(
         be.set_stop(proved_above=best if math.isfinite(best) else None)
         res = be.solve()
         solved += 1
+        if res.status is SolverStatus.INFEASIBLE:
+            # Often true: a class not proven unreachable by the bounds may still be.  Not
+            # trusted as such; the dual bound of max d_j over the box decides.
+            if _unreachable(be, d, j, t, time_limit - (time.monotonic() - t0)):
+                log.debug("radius MILP class %d: unreachable in the box (t > %.6g)", j, R)
+                lowers.append(R)
+                continue
         if res.status is SolverStatus.INFEASIBLE or res.status is SolverStatus.ERROR:
             log.warning("radius MILP class %d: %s; keeping the floor %.6g", j,
                         res.status.value, floor)
