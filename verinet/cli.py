@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--mean", type=_floats, help="input normalisation mean (raw input space)")
     v.add_argument("--std", type=_floats, help="input normalisation std")
     v.add_argument("--backend", choices=("highs", "pulp"), default="highs", help="MILP solver")
-    v.add_argument("--complete", choices=("auto", "milp", "input-bab", "relu-bab", "none"),
+    v.add_argument("--complete",
+                   choices=("auto", "milp", "input-bab", "relu-bab", "star", "none"),
                    default="auto",
                    help="complete search strategy (default: chosen from the instance)")
     v.add_argument("--seed", type=int, default=0, help="random seed (attacks)")

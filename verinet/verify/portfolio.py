@@ -36,11 +36,13 @@ from verinet.verify.deadline import Deadline
 from verinet.verify.input_bab import InputBabOptions, input_bab
 from verinet.verify.relu_bab import ReluBabOptions, relu_bab
 from verinet.verify.result import TermOutcome, VerificationResult
+from verinet.verify.star import StarOptions, star_verify
 from verinet.verify.witness import OnnxEval, Replayer
 
 log = logging.getLogger(__name__)
 
 PROOF_TOL = 1e-9
+COMPLETE_CHOICES = ("auto", "milp", "input-bab", "relu-bab", "star", "none")
 
 
 @dataclass(frozen=True)
@@ -51,15 +53,16 @@ class VerifyOptions:
     pgd: PgdOptions = PgdOptions()
     attack_fraction: float = 0.15   # share of the budget the first attack may use
     alpha_crown: bool = True
-    complete: str = "auto"          # auto | milp | input-bab | relu-bab | none
+    complete: str = "auto"          # auto | milp | input-bab | relu-bab | star | none
     milp_backend: str = "highs"
     input_split_max_dim: int = 16
     input_bab: InputBabOptions = InputBabOptions()
     relu_bab: ReluBabOptions = ReluBabOptions()
+    star: StarOptions = StarOptions()
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.complete not in ("auto", "milp", "input-bab", "relu-bab", "none"):
+        if self.complete not in COMPLETE_CHOICES:
             raise ValueError(f"unknown complete strategy {self.complete!r}")
         if self.milp_backend not in ("highs", "pulp"):
             raise ValueError(f"unknown MILP backend {self.milp_backend!r}")
@@ -128,6 +131,8 @@ def verify(
         return _input_bab_stage(chain, run, remaining, options)
     if strategy == "relu-bab":
         return _relu_bab_stage(chain, run, remaining, options)
+    if strategy == "star":
+        return _star_stage(chain, run, remaining, options)
     return _milp_stage(chain, run, remaining, options)
 
 
@@ -180,6 +185,21 @@ def _input_bab_stage(
     run.stats["bab_domains"] = float(out.domains_bounded)
     run.stats["bab_max_queue"] = float(out.max_queue)
     return _bab_result(run, remaining, out.proven, out.counterexample, "input-bab")
+
+
+def _star_stage(
+    chain: Chain, run: _Run, remaining: list[int], options: VerifyOptions
+) -> VerificationResult:
+    t0 = time.perf_counter()
+    out = star_verify(chain, run.prop, run.replayer, run.deadline, remaining, options.star)
+    run.timed("star_s", t0)
+    run.stats["star_stars"] = float(out.stars)
+    run.stats["star_leaves"] = float(out.leaves)
+    run.stats["star_lps"] = float(out.lps)
+    run.stats["star_overapprox"] = float(out.overapprox)
+    run.stats["star_dropped"] = float(out.dropped)
+    run.stats["star_unresolved"] = float(out.unresolved)
+    return _bab_result(run, remaining, out.proven, out.counterexample, "star")
 
 
 def _relu_bab_stage(
