@@ -199,6 +199,7 @@ def _star_stage(
     run.stats["star_overapprox"] = float(out.overapprox)
     run.stats["star_dropped"] = float(out.dropped)
     run.stats["star_unresolved"] = float(out.unresolved)
+    log.info("star: %s", out)
     return _bab_result(run, remaining, out.proven, out.counterexample, "star")
 
 

@@ -64,6 +64,7 @@ class StarOptions:
 
     overapprox: str = "crown"
     contract: bool = True
+    tighten_layer: bool = False
     max_stars: int = 5_000_000
 
     def __post_init__(self) -> None:
@@ -259,6 +260,11 @@ class _Search:
                 self._apply_stable(cur, lb, ub)
                 if cur.done.all():
                     break
+                if self.options.tighten_layer and cur.cons is not None:
+                    self._tighten_layer(cur, lb, ub)
+                    self._apply_stable(cur, lb, ub)
+                    if cur.done.all():
+                        break
                 got = self._before_split(cur, lb, ub)
                 if got is None or isinstance(got, Counterexample):
                     return got
@@ -332,6 +338,14 @@ class _Search:
             return True
         self._add_point(cur, got.x)
         return False
+
+    def _tighten_layer(self, cur: _Cur, lb: np.ndarray, ub: np.ndarray) -> None:
+        """Certified LP bounds for every undecided neuron of the layer."""
+        for j in np.flatnonzero(~cur.done):
+            row, off = cur.M[j], float(cur.c[j])
+            lb[j] = max(lb[j], self.lp.minimize(row).bound + off)
+            if lb[j] < 0.0:
+                ub[j] = min(ub[j], -self.lp.minimize(-row).bound + off)
 
     def _add_point(self, cur: _Cur, x: np.ndarray | None) -> None:
         if x is not None:

@@ -66,17 +66,21 @@ class Relaxer:
         later: list[Bounds] = []
         for layer in range(k + 1, self.n_relu):
             n = self.affines[layer][0].shape[0]
-            eye = np.eye(n)
+            i = layer - k - 1
+            p = prior[i] if i < len(prior) else None
+            # Neurons already stable under the prior bounds keep them (relaxed exactly).
+            rows = np.arange(n) if p is None else np.flatnonzero((p[0] < 0.0) & (p[1] > 0.0))
+            eye = np.eye(n)[rows]
             L, const, mag, _ = self._back(layer, k, np.vstack([eye, -eye]),
-                                          np.zeros(2 * n), relax, M, c)
+                                          np.zeros(2 * rows.size), relax, M, c)
             val = np.minimum(L * lo, L * hi).sum(axis=1) + const
             val -= fp_slack(1.0) + 1e-10 * (np.abs(L) @ xmax + mag)
-            lo_l, hi_l = val[:n], -val[n:]
-            i = layer - k - 1
-            if i < len(prior) and prior[i] is not None:
-                p = prior[i]
-                assert p is not None
-                lo_l, hi_l = np.maximum(lo_l, p[0]), np.minimum(hi_l, p[1])
+            if p is None:
+                lo_l, hi_l = val[:n], -val[n:]
+            else:
+                lo_l, hi_l = p[0].copy(), p[1].copy()
+                lo_l[rows] = np.maximum(lo_l[rows], val[: rows.size])
+                hi_l[rows] = np.minimum(hi_l[rows], -val[rows.size:])
             later.append((lo_l, hi_l))
             relax[layer] = relu_relax(lo_l, hi_l)
         A = np.vstack([a for a, _ in specs])
