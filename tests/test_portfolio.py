@@ -7,6 +7,9 @@ Near-zero instances are not asserted (both answers are legitimate up to toleranc
 a falsified verdict must still carry a witness that violates the property.
 """
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +30,7 @@ from verinet.types import Box, Status
 from verinet.verify.portfolio import VerifyOptions, verify
 
 MARGIN = 1e-6
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "vnncomp"
 
 
 
@@ -39,7 +43,7 @@ def _check_against_oracle(net, layers, prop, complete):
     chain = to_chain(net)
     exact = [exact_min_violation(chain, t.box, t.unsafe)[0] for t in prop.terms]
     res = verify(net, prop, reference_evaluator(relu_onnx(layers)), timeout=30.0,
-                 options=VerifyOptions(complete=complete, pgd=_fast_pgd()))
+                 options=VerifyOptions(complete=complete, pgd=_fast_pgd(), corner_pgd=None))
     if all(e > MARGIN for e in exact):
         assert res.status is not Status.FALSIFIED
         assert res.status is Status.VERIFIED, res  # complete: must decide
@@ -100,3 +104,54 @@ def test_timeout_is_respected(timeout):
     prop = Property.robustness(box, int(np.argmax(y)), 3)
     res = verify(net, prop, None, timeout=timeout)
     assert res.seconds <= timeout * 1.1 + 2.0
+
+
+def test_vertex_starts_cover_every_corner():
+    from verinet.attacks.property_pgd import _corners
+
+    rng = np.random.default_rng(0)
+    got = _corners(3, 16, rng)
+    assert got.shape == (16, 3)
+    ids = (got * (1 << np.arange(3))).sum(axis=1)
+    assert sorted(ids[:8]) == list(range(8)) and sorted(ids[8:]) == list(range(8))
+    assert _corners(20, 5, rng).shape == (5, 20)
+
+
+def test_pgd_walks_off_a_plateau():
+    """A net whose loss is flat on most of the box: the unsafe set is a corner sliver."""
+    from verinet.attacks.property_pgd import PgdOptions, property_pgd
+
+    # y = relu(x0 - 0.8): zero gradient unless x0 > 0.8; unsafe: y >= 0.05
+    layers = [(np.array([[1.0, 0.0]]), np.array([-0.8])), (np.eye(1), np.zeros(1))]
+    net = relu_network(layers)
+    box = Box(np.zeros(2), np.ones(2))
+    prop = Property((Term(box, Halfspaces(np.array([[-1.0]]), np.array([-0.05]))),), 2, 1)
+    opts = PgdOptions(restarts=1, steps=30)  # the single start is the (flat) centre
+    found = [property_pgd(net, prop, np.random.default_rng(s), opts).violation.min() <= 0.0
+             for s in range(10)]
+    assert sum(found) >= 2  # 4 of 10 here; 0 without the random walk
+
+
+def _shared_row(name):
+    if not SHARED.is_dir():
+        return None
+    with (SHARED / "manifest.csv").open() as f:
+        return next((r for r in csv.DictReader(f) if r["id"] == name), None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_shared_row("acasxu-1_9-prop_7") is None, reason="shared ACAS Xu absent")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_acas_1_9_prop_7_falls_to_the_attack(seed):
+    """Unsafe set: a sliver along a face, most of the box a zero-gradient plateau."""
+    from verinet import api
+
+    row = _shared_row("acasxu-1_9-prop_7")
+    prop = api.read_property(SHARED / row["vnnlib"])
+    model = api.load_model(SHARED / row["onnx"], input_box=prop.terms[0].box)
+    res = api.verify(model, prop, timeout=30.0,
+                     options=VerifyOptions(complete="none", alpha_crown=False, seed=seed))
+    assert res.status is Status.FALSIFIED, res
+    cex = res.counterexample
+    assert prop.terms[cex.term].box.contains(cex.x)
+    assert prop.terms[cex.term].unsafe.violation(model.onnx_eval(cex.x[None])[0]) <= 0

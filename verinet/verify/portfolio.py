@@ -2,8 +2,9 @@
 
 Stages, each bounded by the shared deadline:
 
-1. **attack** — PGD on the property's violation (all terms batched); a candidate becomes a
-   verdict only after replay on the IR and the original ONNX model.
+1. **attack** — PGD on the property's violation (all terms batched), then on
+   low-dimensional inputs PGD from the boxes' vertices (:data:`CORNER_PGD`); a candidate
+   becomes a verdict only after replay on the IR and the original ONNX model.
 2. **bounds** — CROWN (then alpha-CROWN) lower bounds of every term's rows; a term is
    proven unreachable when some row's sound lower bound is > 0.
 3. **complete search** on the terms left — when the input is low-dimensional (ACAS Xu)
@@ -45,6 +46,12 @@ log = logging.getLogger(__name__)
 PROOF_TOL = 1e-9
 COMPLETE_CHOICES = ("auto", "milp", "input-bab", "relu-bab", "star", "none")
 
+#: The second attack on low-dimensional inputs: 1024 restarts per term from the box's
+#: vertices, small steps.  On ACAS Xu 1_9 property 7 (unsafe set: a sliver along one face,
+#: three quarters of the box a zero-gradient plateau) it finds the witness for 20 of 20
+#: seeds in 0.15 s; the default random starts with the same budget find it for 1 of 20.
+CORNER_PGD = PgdOptions(restarts=1024, steps=30, initial_step=0.03, starts="vertices")
+
 
 @dataclass(frozen=True)
 class VerifyOptions:
@@ -52,6 +59,7 @@ class VerifyOptions:
 
     attack: bool = True
     pgd: PgdOptions = PgdOptions()
+    corner_pgd: PgdOptions | None = CORNER_PGD  # low-dim inputs only; None: skip
     attack_fraction: float = 0.15   # share of the budget the first attack may use
     alpha_crown: bool = True
     complete: str = "auto"          # auto | milp | input-bab | relu-bab | star | none
@@ -148,6 +156,10 @@ def _attack(network: Network, run: _Run, options: VerifyOptions, rng: np.random.
     sub = run.deadline.sub(options.attack_fraction)
     cands = property_pgd(network, run.prop, rng, options.pgd, sub)
     cex = run.replayer.confirm_batch(cands.x, cands.term, cands.violation)
+    low_dim = network.n_inputs <= options.input_split_max_dim
+    if cex is None and low_dim and options.corner_pgd is not None and not sub.expired():
+        cands = property_pgd(network, run.prop, rng, options.corner_pgd, sub)
+        cex = run.replayer.confirm_batch(cands.x, cands.term, cands.violation)
     run.timed("attack_s", t0)
     return cex
 
