@@ -240,3 +240,33 @@ def test_check_invariants() -> None:
         PacCheck(0.1, PacVerdict.UNSAFE, 0.0, 1.0, 1, counts)
     with pytest.raises(SoundnessError, match="PAC-robust with U"):
         PacCheck(0.1, PacVerdict.ROBUST, 0.0, 0.5, 1, counts)
+
+
+def test_scores_beyond_the_coefficient_box_are_flagged(caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
+    """The artifact's box [-100, 100] is not scale-free: the same affine model scaled by
+    1000 (scores spread like a distilled student's at T = 1) gets a clipped fit, a warning
+    and a radius far too small; a wider box gives the analytic radius back."""
+    rng = np.random.default_rng(4)
+    W, b = (np.float32(1000) * t.astype(np.float32) for t in random_layers(rng, [5, 3])[0])
+    layers = [(W.astype(np.float64), b.astype(np.float64))]
+    net = relu_network(layers)
+    x0 = rng.uniform(0.2, 0.8, 5)
+    label = int(np.argmax(net.evaluate(x0)))
+    r_star = _analytic_radius(W.astype(np.float64), b.astype(np.float64), x0, label)
+    assert 0 < r_star < 1
+
+    def radius(bound: float) -> float:
+        prob = PacProblem(net, onnx_evaluator(relu_onnx(layers)), x0, label,
+                          PacOptions(**SMALL, dtype="float64", coef_bound=bound),
+                          FeatureMap.identity(5))
+        return pac_radius(prob, RadiusSearch(grid=0.01)).radius
+
+    with caplog.at_level("WARNING", logger="verinet.pac.learn"):
+        clipped = radius(100.0)
+    assert "coefficient bound" in caplog.text and clipped < 0.5 * r_star
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="verinet.pac.learn"):
+        wide = radius(1e6)
+    assert "coefficient bound" not in caplog.text
+    assert wide == pytest.approx(math.floor(r_star / 0.01) * 0.01)

@@ -63,6 +63,10 @@ def add_pac_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help="refine the PAC radius between grid points")
     g.add_argument(f"--{prefix}radius-tolerance", type=_float, default=1e-4,
                    help="final bracket width of --continuous (default 1e-4)")
+    g.add_argument(f"--{prefix}coef-bound", type=_float, default=100.0,
+                   help="box [-b, b] on every PAC model coefficient, intercept included "
+                   "(default 100, the artifact's; raise it for networks whose scores spread "
+                   "over hundreds, e.g. distilled students deployed at T = 1)")
     g.add_argument(f"--{prefix}dtype", choices=("float32", "float64"), default="float32",
                    help="forward passes of the samples (default float32)")
 
@@ -89,7 +93,7 @@ def pac_run_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], ra
 
     options = PacOptions(epsilon=opt("epsilon"), eta=opt("eta"), k1=opt("k1"), k2=opt("k2"),
                          k3=opt("k3"), kappa=opt("kappa"), phase1=opt("phase1"),
-                         lawson_steps=opt("lawson_steps"),
+                         lawson_steps=opt("lawson_steps"), coef_bound=opt("coef_bound"),
                          seed=args.seed if seed is None else seed, dtype=opt("dtype"))
     search = RadiusSearch(opt("grid"), opt("continuous"), opt("radius_tolerance"),
                           opt("bracket")) if radius else None

@@ -83,6 +83,15 @@ def learn(phases: tuple[tuple[np.ndarray, np.ndarray], ...], classes: np.ndarray
     (a1, d1), (a2, d2), (a3, d3) = phases
     coef = coarse_fit(a1, d1, phase1, bound, lawson_steps)
     coef, fit = focused_refit(a2, d2, coef, kappa, bound)
+    at_bound = np.abs(coef) >= bound * (1 - 1e-9)
+    if at_bound.any():
+        # The box is the artifact's; it is not scale-free: a network whose scores spread
+        # over thousands (a distilled student deployed at T = 1) gets a clipped model, a
+        # wide margin and a PAC radius far below its certified one.
+        log.warning("%d PAC model coefficient(s) at the box [-%g, %g] (scores spread %.3g): "
+                    "the fit is clipped and the PAC radius can be far too small; raise the "
+                    "coefficient bound", int(at_bound.sum()), bound, bound,
+                    float(np.ptp(d1)) if d1.size else 0.0)
     return PacModel(classes, coef, scenario_margin(a3, d3, coef), fit)
 
 
