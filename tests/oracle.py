@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog
 
-from verinet.ir.chain import Chain
-from verinet.spec.property import Halfspaces
-from verinet.types import Box
+from verinet.ir.chain import Chain, to_chain
+from verinet.ir.graph import Network
+from verinet.spec.property import Halfspaces, Property
+from verinet.types import Box, Counterexample
 
 MAX_RELUS = 16
 
@@ -157,3 +158,24 @@ def exact_radius(chain: Chain, x0: np.ndarray, label: int, domain: Box) -> float
             if got is not None:
                 best = min(best, got[0])
     return float(best)
+
+
+def check_complete_search(net: Network, prop: Property, proven: bool,
+                          counterexample: Counterexample | None, margin: float = 1e-6) -> None:
+    """A complete search's outcome against the oracle: proven iff every term's exact
+    minimum violation is positive (up to ``margin``), a confirmed counterexample inside its
+    term's box whenever some term is reachable, never both."""
+    chain = to_chain(net)
+    exact = [exact_min_violation(chain, t.box, t.unsafe)[0] for t in prop.terms]
+    assert not (proven and counterexample is not None)
+    if all(e > margin for e in exact):
+        assert proven
+    if any(e < -margin for e in exact):
+        assert not proven
+        assert counterexample is not None
+    if counterexample is not None:
+        term = prop.terms[counterexample.term]
+        assert counterexample.confirmed and term.box.contains(counterexample.x)
+        assert term.unsafe.violation(net.evaluate(counterexample.x)) <= 0
+    if proven:
+        assert all(e > -margin for e in exact)

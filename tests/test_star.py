@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from tests.nets import draw_instance, float32_layers, random_layers, relu_network, relu_onnx
-from tests.oracle import exact_min_violation
+from tests.oracle import check_complete_search, exact_min_violation
 from verinet.ir.chain import to_chain
 from verinet.onnx_import.check import reference_evaluator
 from verinet.spec.property import Halfspaces, Property, Term
@@ -47,22 +47,9 @@ def instances(draw):
 def test_star_matches_oracle(inst):
     net, layers, prop, options = inst
     chain = to_chain(net)
-    exact = [exact_min_violation(chain, t.box, t.unsafe)[0] for t in prop.terms]
     replayer = Replayer(net, prop, reference_evaluator(relu_onnx(layers)))
     out = star_verify(chain, prop, replayer, Deadline(30.0), options=options)
-    assert not (out.proven and out.counterexample is not None)
-    if all(e > MARGIN for e in exact):
-        assert out.proven, out
-    if any(e < -MARGIN for e in exact):
-        assert not out.proven
-        assert out.counterexample is not None, out
-    if out.counterexample is not None:
-        cex = out.counterexample
-        term = prop.terms[cex.term]
-        assert cex.confirmed and term.box.contains(cex.x)
-        assert term.unsafe.violation(net.evaluate(cex.x)) <= 0
-    if out.proven:
-        assert all(e > -MARGIN for e in exact)
+    check_complete_search(net, prop, out.proven, out.counterexample, MARGIN)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
