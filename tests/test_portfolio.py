@@ -117,6 +117,22 @@ def test_vertex_starts_cover_every_corner():
     assert _corners(20, 5, rng).shape == (5, 20)
 
 
+def test_mixed_starts_put_half_the_restarts_on_vertices():
+    from verinet.attacks.property_pgd import PgdOptions, property_pgd
+
+    layers = [(np.array([[1.0, -1.0]]), np.zeros(1)), (np.eye(1), np.zeros(1))]
+    net = relu_network(layers)
+    box = Box(np.zeros(2), np.ones(2))
+    prop = Property((Term(box, Halfspaces(np.array([[1.0]]), np.array([-5.0]))),), 2, 1)
+    for starts, n_vertex in (("vertices", 8), ("mixed", 4)):
+        opts = PgdOptions(restarts=8, steps=1, initial_step=1e-9, final_step=1e-9,
+                          starts=starts)
+        x = property_pgd(net, prop, np.random.default_rng(0), opts).x  # never better: starts
+        on_vertex = np.isclose(x, 0.0, atol=1e-6) | np.isclose(x, 1.0, atol=1e-6)
+        assert on_vertex.all(axis=1).sum() >= n_vertex
+        assert on_vertex.all(axis=1)[:n_vertex].all()
+
+
 def test_pgd_walks_off_a_plateau():
     """A net whose loss is flat on most of the box: the unsafe set is a corner sliver."""
     from verinet.attacks.property_pgd import PgdOptions, property_pgd

@@ -9,8 +9,9 @@ Two things matter on large low-dimensional boxes (ACAS Xu): ReLU networks there 
 plateaus where every path to the loss is dead (zero gradient; on ACAS 1_9 property 7
 three quarters of the box), so a sample with a zero gradient takes a random sign step
 instead of standing still; and the unsafe set often hugs the box's faces and corners, so
-``starts="vertices"`` starts the restarts at the box's vertices (cycled in random order)
-with a small first step, a local random walk around every corner.
+``starts="vertices"`` (or ``"mixed"``: half of them) starts the restarts at the box's
+vertices (cycled in random order) with a small first step, a local random walk around
+every corner.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ _PAD_B = 1e30  # padded rows: 0 @ y - 1e30 never attains the max
 class PgdOptions:
     """Steps per restart, restarts per term, first and last step (fractions of the box
     width), where the restarts start (``"random"``: restart 0 at the box centre, the
-    others uniform; ``"vertices"``: the box's vertices)."""
+    others uniform; ``"vertices"``: the box's vertices; ``"mixed"``: the first half of
+    each term's restarts at vertices, the others uniform)."""
 
     steps: int = 50
     restarts: int = 8
@@ -44,7 +46,7 @@ class PgdOptions:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.restarts < 1:
             raise ValueError("PGD needs at least one step and one restart")
-        if self.starts not in ("random", "vertices"):
+        if self.starts not in ("random", "vertices", "mixed"):
             raise ValueError(f"unknown PGD starts {self.starts!r}")
 
 
@@ -95,9 +97,13 @@ def property_pgd(
     hi_t = torch.as_tensor(hi[idx], dtype=dt)
     A_t = torch.as_tensor(A[idx], dtype=dt)
     b_t = torch.as_tensor(b[idx], dtype=dt)
-    if options.starts == "vertices":
-        corner = np.concatenate([_corners(lo.shape[1], R, rng) for _ in range(T)])
-        start = np.where(corner, hi[idx], lo[idx])
+    if options.starts in ("vertices", "mixed"):
+        # "mixed": the first half of each term's restarts at vertices, the rest uniform
+        nv = R if options.starts == "vertices" else (R + 1) // 2
+        corner = np.concatenate([_corners(lo.shape[1], nv, rng) for _ in range(T)])
+        at_vertex = np.tile(np.arange(R) < nv, T)
+        start = rng.uniform(lo[idx], hi[idx])
+        start[at_vertex] = np.where(corner, hi[idx][at_vertex], lo[idx][at_vertex])
     else:
         start = rng.uniform(lo[idx], hi[idx])
         start[::R] = (lo + hi) / 2.0
