@@ -145,6 +145,70 @@ def test_deadline_is_honoured():
     assert out.counterexample is not None or not out.proven or out.stars > 0
 
 
+PARALLEL = StarOptions(workers=2, serial_s=0.0, slice_s=0.002)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1))
+def test_parallel_star_matches_oracle(seed):
+    """Two forked workers with tiny slices (many hand-backs): same answers as the oracle,
+    witnesses replayed by the parent."""
+    rng = np.random.default_rng(seed)
+    layers = float32_layers(random_layers(rng, [3, 8, 8, 2]))
+    net = relu_network(layers)
+    box = Box(np.full(3, -1.0), np.ones(3))
+    y = net.evaluate(box.center)
+    prop = Property.robustness(box, int(np.argmax(y)), 2)
+    replayer = Replayer(net, prop, reference_evaluator(relu_onnx(layers)))
+    out = star_verify(to_chain(net), prop, replayer, Deadline(30.0), options=PARALLEL)
+    check_complete_search(net, prop, out.proven, out.counterexample, MARGIN)
+    serial = star_verify(to_chain(net), prop, replayer, Deadline(30.0),
+                         options=StarOptions(workers=1))
+    assert serial.proven == out.proven
+
+
+def test_parallel_search_shares_work_and_counts_it():
+    rng = np.random.default_rng(3)
+    layers = float32_layers(random_layers(rng, [4, 20, 20, 2], scale=0.7))
+    net = relu_network(layers)
+    box = Box(np.full(4, -1.0), np.ones(4))
+    y = net.evaluate(box.center)
+    label = int(np.argmax(y))
+    # the exact minimum margin over the box decides the right answer
+    prop = Property.robustness(box, label, 2)
+    replayer = Replayer(net, prop, None)
+    par = star_verify(to_chain(net), prop, replayer, Deadline(60.0), options=PARALLEL)
+    ser = star_verify(to_chain(net), prop, replayer, Deadline(60.0),
+                      options=StarOptions(workers=1))
+    assert par.proven == ser.proven
+    assert (par.counterexample is None) == (ser.counterexample is None)
+    assert par.stars > 1 and par.lps > 0
+
+
+def test_worker_error_reaches_the_parent(monkeypatch):
+    import verinet.verify.star as star_mod
+
+    def boom(self, star, stack):
+        raise RuntimeError("worker failed")
+
+    rng = np.random.default_rng(1)
+    layers = float32_layers(random_layers(rng, [3, 8, 2]))
+    net = relu_network(layers)
+    box = Box(np.full(3, -1.0), np.ones(3))
+    prop = Property.robustness(box, int(np.argmax(net.evaluate(box.center))), 2)
+    monkeypatch.setattr(star_mod._Search, "_advance", boom)
+    with pytest.raises(RuntimeError, match="worker failed"):
+        star_verify(to_chain(net), prop, Replayer(net, prop, None), Deadline(10.0),
+                    options=PARALLEL)
+
+
+def test_star_options_are_checked():
+    with pytest.raises(ValueError):
+        StarOptions(workers=-1)
+    with pytest.raises(ValueError):
+        StarOptions(slice_s=0.0)
+
+
 def _acas_rows():
     if not SHARED.is_dir():
         return []

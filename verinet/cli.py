@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0, help="random seed (attacks)")
     v.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: small tensors run fastest so)")
+    v.add_argument("--workers", type=int, default=0,
+                   help="processes for the star-set search (default 0: every usable core; "
+                        "1 makes sat witnesses reproducible)")
     v.add_argument("--no-check", action="store_true",
                    help="skip the IR-vs-ONNX equivalence check on load")
     from verinet.cli_certify import add_parser as add_certify
@@ -124,10 +127,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from verinet.report.vnncomp import format_result
     from verinet.verify.deadline import Deadline
     from verinet.verify.portfolio import VerifyOptions
+    from verinet.verify.star import StarOptions
 
     start = time.monotonic()
     timer = _watchdog(args.timeout * 1.05 + 1.0, args.out)
     _set_threads(args.threads)
+    if args.workers < 0:
+        raise InputError(f"--workers must be at least 0, got {args.workers}")
     try:
         # Leave a little room for writing results inside the advertised limit.
         deadline = Deadline(max(0.1, args.timeout - 0.5), start)
@@ -135,7 +141,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         model = api.load_model(args.model, mean=args.mean, std=args.std,
                                check=not args.no_check, input_box=prop.terms[0].box)
         options = VerifyOptions(complete=args.complete, milp_backend=args.backend,
-                                seed=args.seed)
+                                seed=args.seed, star=StarOptions(workers=args.workers))
         result = api.verify(model, prop, timeout=args.timeout, options=options,
                             deadline=deadline)
     finally:

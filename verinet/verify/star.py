@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,10 +67,17 @@ class StarOptions:
     contract: bool = True
     tighten_layer: bool = False
     max_stars: int = 5_000_000
+    workers: int = 0          # processes for the search; 0: every usable core
+    serial_s: float = 0.5     # search alone this long before starting workers
+    slice_s: float = 0.25     # a worker hands its stack back after this long
 
     def __post_init__(self) -> None:
         if self.overapprox not in ("crown", "none"):
             raise ValueError(f"unknown over-approximation {self.overapprox!r}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not (self.serial_s >= 0.0 and self.slice_s > 0.0):
+            raise ValueError("serial_s must be >= 0 and slice_s > 0")
 
 
 @dataclass(frozen=True)
@@ -154,13 +162,23 @@ def star_verify(
     for group in groups.values():
         search = _Search(chain, prop, replayer, deadline, group, options, stats)
         cex, done = search.run()
-        lps += search.lp.solves
+        lps += search.lp.solves + search.worker_lps
         if cex is not None:
             return _outcome(False, cex, stats, lps)
         if not done:
             proven = False
             break
     return _outcome(proven and stats.unresolved == 0, None, stats, lps)
+
+
+def worker_count(requested: int) -> int:
+    """``requested`` processes, or every usable core for 0."""
+    if requested > 0:
+        return requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _outcome(proven: bool, cex: Counterexample | None, s: _Stats, lps: int) -> StarOutcome:
@@ -217,30 +235,43 @@ class _Search:
         self.lp = PolyLp(self.box_lo, self.box_hi)
         self.relaxer = Relaxer(self.affines)
         self.next_report = deadline.elapsed() + PROGRESS_EVERY
+        self.worker_lps = 0  # LP solves made in worker processes
 
     # ------------------------------------------------------------------ driver
 
     def run(self) -> tuple[Counterexample | None, bool]:
-        """(counterexample, finished): finished means every star was processed."""
+        """(counterexample, finished): finished means every star was processed.  After
+        ``serial_s`` seconds the rest of the stack goes to worker processes
+        (:mod:`verinet.verify.star_pool`) when more than one is allowed."""
         W0, b0 = self.affines[0]
         root = _Star(0, np.zeros(W0.shape[0], dtype=bool), W0.copy(), b0.copy(), None,
                      self.box_lo, self.box_hi, (), self.terms, np.zeros((0, self.box_lo.size)),
                      np.full((2 * self.box_lo.size, self.box_lo.size), np.nan))
         self.stats.stars += 1
         stack = [root]
+        go_parallel = self.deadline.elapsed() + self.options.serial_s
+        workers = worker_count(self.options.workers)
         while stack:
             if self.deadline.expired() or self.stats.stars > self.options.max_stars:
                 return None, False
-            if self.deadline.elapsed() >= self.next_report:
-                s = self.stats
-                log.info("star: %d stars, %d leaves, %d dropped, %d LPs, stack %d, %.1f s",
-                         s.stars, s.leaves, s.dropped, self.lp.solves, len(stack),
-                         self.deadline.elapsed())
-                self.next_report += PROGRESS_EVERY
+            self.report(len(stack))
+            if workers > 1 and self.deadline.elapsed() >= go_parallel:
+                from verinet.verify.star_pool import run_parallel
+
+                return run_parallel(self, stack, workers)
             cex = self._advance(stack.pop(), stack)
             if cex is not None:
                 return cex, True
         return None, not self.deadline.expired()
+
+    def report(self, stack_size: int) -> None:
+        """A progress line every ``PROGRESS_EVERY`` seconds."""
+        if self.deadline.elapsed() >= self.next_report:
+            s = self.stats
+            log.info("star: %d stars, %d leaves, %d dropped, %d LPs, stack %d, %.1f s",
+                     s.stars, s.leaves, s.dropped, self.lp.solves + self.worker_lps,
+                     stack_size, self.deadline.elapsed())
+            self.next_report += PROGRESS_EVERY
 
     def _advance(self, star: _Star, stack: list[_Star]) -> Counterexample | None:
         """Process one star to the output, pushing the siblings of every split."""
