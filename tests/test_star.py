@@ -202,6 +202,44 @@ def test_worker_error_reaches_the_parent(monkeypatch):
                     options=PARALLEL)
 
 
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1), st.booleans())
+def test_input_bab_beside_star_matches_oracle(seed, short_bab):
+    """The low-dimensional portfolio stage with the star search running beside input
+    splitting (two workers): right answers whichever finishes first; a cut-short input
+    BaB hands over to the running star search."""
+    rng = np.random.default_rng(seed)
+    layers = float32_layers(random_layers(rng, [3, 8, 8, 2]))
+    net = relu_network(layers)
+    box = Box(rng.uniform(-1, 0, 3), rng.uniform(0, 1, 3))
+    y = net.evaluate(box.center)
+    A = rng.normal(size=(2, 2))
+    prop = Property((Term(box, Halfspaces(A, A @ y + rng.normal(0, 1, 2))),), 3, 2)
+    opts = VerifyOptions(attack=False, alpha_crown=False, star=PARALLEL,
+                         input_bab_first_s=1e-3 if short_bab else 5.0)
+    res = verify(net, prop, reference_evaluator(relu_onnx(layers)), timeout=30.0,
+                 options=opts)
+    check_complete_search(net, prop, res.status is Status.VERIFIED, res.counterexample,
+                          MARGIN)
+
+
+def test_star_job_cancel_stops_workers():
+    from verinet.verify.star_pool import StarJob
+
+    rng = np.random.default_rng(0)
+    layers = float32_layers(random_layers(rng, [5, 40, 40, 40, 5], scale=0.5))
+    net = relu_network(layers)
+    box = Box(np.full(5, -1.0), np.ones(5))
+    prop = Property.robustness(box, int(np.argmax(net.evaluate(box.center))), 5)
+    job = StarJob(to_chain(net), prop, Replayer(net, prop, None), Deadline(60.0),
+                  [0, 1, 2, 3], PARALLEL, workers=2)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    job.cancel()
+    assert time.monotonic() - t0 < 2.0
+    assert not job._pool.pool._pool or all(not p.is_alive() for p in job._pool.pool._pool)
+
+
 def test_star_options_are_checked():
     with pytest.raises(ValueError):
         StarOptions(workers=-1)

@@ -38,7 +38,8 @@ from verinet.verify.deadline import Deadline
 from verinet.verify.input_bab import InputBabOptions, input_bab
 from verinet.verify.relu_bab import ReluBabOptions, relu_bab
 from verinet.verify.result import TermOutcome, VerificationResult
-from verinet.verify.star import StarOptions, star_verify
+from verinet.verify.star import StarOptions, StarOutcome, star_verify, worker_count
+from verinet.verify.star_pool import StarJob
 from verinet.verify.witness import OnnxEval, Replayer
 
 log = logging.getLogger(__name__)
@@ -209,16 +210,34 @@ def _low_dim_stage(
     chain: Chain, run: _Run, remaining: list[int], options: VerifyOptions
 ) -> VerificationResult:
     """Input splitting for a short while (it settles easy and falsifiable instances
-    fastest), then the exact star search on the rest of the budget."""
+    fastest), then the exact star search on the rest of the budget.  With more than one
+    core the star search starts at once beside the input splitting (one worker process
+    while it runs, every worker afterwards)."""
     t0 = time.perf_counter()
+    workers = worker_count(options.star.workers)
+    job = None
+    if workers > 1:
+        job = StarJob(chain, run.prop, run.replayer, run.deadline, remaining, options.star,
+                      workers, active=workers - 1)
     sub = run.deadline.sub(1.0, cap=options.input_bab_first_s)
-    out = input_bab(chain, run.prop, engines.crown_bounder(chain), run.replayer, sub,
-                    remaining, options.input_bab)
+    try:
+        out = input_bab(chain, run.prop, engines.crown_bounder(chain), run.replayer, sub,
+                        remaining, options.input_bab)
+    except BaseException:
+        if job is not None:
+            job.cancel()
+        raise
     run.timed("input_bab_s", t0)
     run.stats["bab_domains"] = float(out.domains_bounded)
     if out.proven or out.counterexample is not None:
+        if job is not None:
+            job.cancel()
         return _bab_result(run, remaining, out.proven, out.counterexample, "input-bab")
-    return _star_stage(chain, run, remaining, options)
+    if job is None:
+        return _star_stage(chain, run, remaining, options)
+    job.set_workers(workers)
+    t1 = time.perf_counter()
+    return _star_done(run, remaining, job.result(), t1)
 
 
 def _star_stage(
@@ -226,6 +245,11 @@ def _star_stage(
 ) -> VerificationResult:
     t0 = time.perf_counter()
     out = star_verify(chain, run.prop, run.replayer, run.deadline, remaining, options.star)
+    return _star_done(run, remaining, out, t0)
+
+
+def _star_done(run: _Run, remaining: list[int], out: StarOutcome,
+               t0: float) -> VerificationResult:
     run.timed("star_s", t0)
     run.stats["star_stars"] = float(out.stars)
     run.stats["star_leaves"] = float(out.leaves)

@@ -149,6 +149,26 @@ def star_verify(
     options: StarOptions = StarOptions(),
 ) -> StarOutcome:
     """Prove the listed terms unreachable or find a confirmed counterexample."""
+    searches = prepare_searches(chain, prop, replayer, deadline, terms, options)
+    pool = None
+    try:
+        def get_pool():  # forked on first need, from this thread
+            nonlocal pool
+            if pool is None:
+                from verinet.verify.star_pool import StarPool
+
+                pool = StarPool(searches, worker_count(options.workers))
+            return pool
+
+        return drive(searches, get_pool if worker_count(options.workers) > 1 else None)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def prepare_searches(chain: Chain, prop: Property, replayer: Replayer, deadline: Deadline,
+                     terms: list[int] | None, options: StarOptions) -> list[_Search]:
+    """One search per distinct input box of the listed terms (sharing one counter)."""
     if not chain.is_relu:
         raise ValueError("star-set verification needs a ReLU chain")
     terms = list(range(len(prop.terms))) if terms is None else list(terms)
@@ -157,11 +177,18 @@ def star_verify(
         box = prop.terms[t].box
         groups.setdefault((box.lower.tobytes(), box.upper.tobytes()), []).append(t)
     stats = _Stats(stars=0)
+    return [_Search(chain, prop, replayer, deadline, group, options, stats, index=i)
+            for i, group in enumerate(groups.values())]
+
+
+def drive(searches: list[_Search], get_pool) -> StarOutcome:
+    """Run the searches one after the other (``get_pool``: None for serial only, else
+    a callable giving the :class:`~verinet.verify.star_pool.StarPool` to finish on)."""
+    stats = searches[0].stats if searches else _Stats(stars=0)
     lps = 0
     proven = True
-    for group in groups.values():
-        search = _Search(chain, prop, replayer, deadline, group, options, stats)
-        cex, done = search.run()
+    for search in searches:
+        cex, done = search.run(get_pool)
         lps += search.lp.solves + search.worker_lps
         if cex is not None:
             return _outcome(False, cex, stats, lps)
@@ -217,7 +244,8 @@ class _Search:
     """Depth-first star enumeration for the terms of one input box."""
 
     def __init__(self, chain: Chain, prop: Property, replayer: Replayer, deadline: Deadline,
-                 terms: list[int], options: StarOptions, stats: _Stats) -> None:
+                 terms: list[int], options: StarOptions, stats: _Stats, index: int = 0) -> None:
+        self.index = index  # position among the searches sharing a worker pool
         self.chain, self.prop, self.replayer = chain, prop, replayer
         self.deadline, self.options, self.stats = deadline, options, stats
         box = prop.terms[terms[0]].box
@@ -239,10 +267,10 @@ class _Search:
 
     # ------------------------------------------------------------------ driver
 
-    def run(self) -> tuple[Counterexample | None, bool]:
+    def run(self, get_pool=None) -> tuple[Counterexample | None, bool]:
         """(counterexample, finished): finished means every star was processed.  After
-        ``serial_s`` seconds the rest of the stack goes to worker processes
-        (:mod:`verinet.verify.star_pool`) when more than one is allowed."""
+        ``serial_s`` seconds the rest of the stack goes to the worker processes of
+        ``get_pool()`` (:mod:`verinet.verify.star_pool`), if given."""
         W0, b0 = self.affines[0]
         root = _Star(0, np.zeros(W0.shape[0], dtype=bool), W0.copy(), b0.copy(), None,
                      self.box_lo, self.box_hi, (), self.terms, np.zeros((0, self.box_lo.size)),
@@ -250,15 +278,12 @@ class _Search:
         self.stats.stars += 1
         stack = [root]
         go_parallel = self.deadline.elapsed() + self.options.serial_s
-        workers = worker_count(self.options.workers)
         while stack:
             if self.deadline.expired() or self.stats.stars > self.options.max_stars:
                 return None, False
             self.report(len(stack))
-            if workers > 1 and self.deadline.elapsed() >= go_parallel:
-                from verinet.verify.star_pool import run_parallel
-
-                return run_parallel(self, stack, workers)
+            if get_pool is not None and self.deadline.elapsed() >= go_parallel:
+                return get_pool().run(self, stack)
             cex = self._advance(stack.pop(), stack)
             if cex is not None:
                 return cex, True

@@ -28,8 +28,9 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import queue
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,14 +40,18 @@ from verinet.verify.star_lp import PolyLp
 from verinet.verify.witness import snap_into_box
 
 if TYPE_CHECKING:
-    from verinet.verify.star import _Search, _Star
+    from verinet.ir.chain import Chain
+    from verinet.spec.property import Property
+    from verinet.verify.deadline import Deadline
+    from verinet.verify.star import StarOptions, StarOutcome, _Search, _Star
+    from verinet.verify.witness import Replayer
 
 log = logging.getLogger(__name__)
 
 CANDIDATE_TOL = 1e-6  # chain violation up to which a point goes back to the parent
 MAX_CANDIDATES = 16   # per slice
 
-_SEARCH: _Search | None = None  # set in the parent just before forking
+_SEARCHES: list[_Search] | None = None  # set in the parent just before forking
 
 
 class _Recorder:
@@ -81,19 +86,20 @@ class _Slice:
 
 
 def _worker_init() -> None:
-    """In the forked child: a fresh LP solver and the recording replayer."""
-    search = _SEARCH
-    assert search is not None
-    search.lp = PolyLp(search.box_lo, search.box_hi)
-    search.replayer = _Recorder(search)  # type: ignore[assignment]
+    """In the forked child: fresh LP solvers and recording replayers."""
+    assert _SEARCHES is not None
+    for search in _SEARCHES:
+        search.lp = PolyLp(search.box_lo, search.box_hi)
+        search.replayer = _Recorder(search)  # type: ignore[assignment]
 
 
-def _worker_slice(stars: list[_Star], seconds: float) -> _Slice:
-    """Explore ``stars`` depth-first for ``seconds``; return the rest and the counters."""
+def _worker_slice(index: int, stars: list[_Star], seconds: float) -> _Slice:
+    """Explore ``stars`` of search ``index`` depth-first for ``seconds``; return the rest
+    and the counters."""
     from verinet.verify.star import _Stats
 
-    search = _SEARCH
-    assert search is not None
+    assert _SEARCHES is not None
+    search = _SEARCHES[index]
     recorder = search.replayer
     assert isinstance(recorder, _Recorder)
     recorder.found = []
@@ -109,31 +115,47 @@ def _worker_slice(stars: list[_Star], seconds: float) -> _Slice:
                   stats.unresolved, search.lp.solves - lps0, list(recorder.found))
 
 
-def run_parallel(search: _Search, stack: list[_Star],
-                 workers: int) -> tuple[Counterexample | None, bool]:
-    """Finish ``search`` from ``stack`` on ``workers`` processes: (counterexample,
-    finished), with the meaning of :meth:`verinet.verify.star._Search.run`."""
-    global _SEARCH
-    opts = search.options
-    done: queue.SimpleQueue[_Slice | BaseException] = queue.SimpleQueue()
-    _SEARCH = search
-    pool = mp.get_context("fork").Pool(workers, initializer=_worker_init)
-    _SEARCH = None
-    log.info("star: %d worker processes from %d open stars", workers, len(stack))
-    busy = 0
-    try:
+class StarPool:
+    """Worker processes for a list of searches, forked when constructed (construct it in
+    the thread that owns the process, before other threads run native code)."""
+
+    def __init__(self, searches: list[_Search], workers: int) -> None:
+        global _SEARCHES
+        self.workers = workers
+        self.limit = workers  # how many may be busy at once (changed by StarJob)
+        self.stop = threading.Event()
+        _SEARCHES = searches
+        try:
+            self.pool = mp.get_context("fork").Pool(workers, initializer=_worker_init)
+        finally:
+            _SEARCHES = None
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
+    def run(self, search: _Search, stack: list[_Star]) -> tuple[Counterexample | None, bool]:
+        """Finish ``search`` from ``stack``: (counterexample, finished), with the meaning
+        of :meth:`verinet.verify.star._Search.run`."""
+        opts = search.options
+        done: queue.SimpleQueue[_Slice | BaseException] = queue.SimpleQueue()
+        log.info("star: %d worker processes from %d open stars", self.workers, len(stack))
+        busy = 0
         while True:
-            while stack and busy < workers:
-                idle = workers - busy
-                take = max(1, len(stack) // idle)
+            # An early return leaves slices running; the caller closes the pool then
+            # (every early return ends the whole search).
+            if self.stop.is_set():
+                return None, False
+            while stack and busy < self.limit:
+                take = max(1, len(stack) // (self.limit - busy))
                 chunk, stack[len(stack) - take:] = stack[len(stack) - take:], []
-                pool.apply_async(_worker_slice, (chunk, opts.slice_s),
-                                 callback=done.put, error_callback=done.put)
+                self.pool.apply_async(_worker_slice, (search.index, chunk, opts.slice_s),
+                                      callback=done.put, error_callback=done.put)
                 busy += 1
             if busy == 0:
                 return None, not search.deadline.expired()
             try:
-                got = done.get(timeout=max(0.05, min(1.0, search.deadline.remaining())))
+                got = done.get(timeout=max(0.05, min(0.25, search.deadline.remaining())))
             except queue.Empty:
                 if search.deadline.expired():
                     return None, False
@@ -147,9 +169,6 @@ def run_parallel(search: _Search, stack: list[_Star],
             search.report(len(stack))
             if search.deadline.expired() or search.stats.stars > opts.max_stars:
                 return None, False
-    finally:
-        pool.terminate()
-        pool.join()
 
 
 def _merge(search: _Search, got: _Slice, stack: list[_Star]) -> Counterexample | None:
@@ -167,3 +186,48 @@ def _merge(search: _Search, got: _Slice, stack: list[_Star]) -> Counterexample |
         if cex is not None:
             return cex
     return None
+
+
+class StarJob:
+    """The star search running beside other work of this process: the worker processes
+    are forked at construction (from the calling thread), a coordinator thread hands out
+    their slices.  ``set_workers`` changes how many work at once (one while the caller
+    keeps a core busy, all afterwards); ``cancel`` stops it; ``result`` waits for it."""
+
+    def __init__(self, chain: Chain, prop: Property, replayer: Replayer, deadline: Deadline,
+                 terms: list[int], options: StarOptions, workers: int,
+                 active: int = 1) -> None:
+        from verinet.verify.star import prepare_searches
+
+        quick = replace(options, serial_s=0.0)  # the coordinator never advances stars
+        self._searches = prepare_searches(chain, prop, replayer, deadline, terms, quick)
+        self._pool = StarPool(self._searches, workers)
+        self._pool.limit = max(1, min(active, workers))
+        self._out: StarOutcome | BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="star-coordinator",
+                                        daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        from verinet.verify.star import drive
+
+        try:
+            self._out = drive(self._searches, lambda: self._pool)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+            self._out = e
+
+    def set_workers(self, n: int) -> None:
+        self._pool.limit = max(1, min(n, self._pool.workers))
+
+    def cancel(self) -> None:
+        self._pool.stop.set()
+        self._thread.join()
+        self._pool.close()
+
+    def result(self) -> StarOutcome:
+        self._thread.join()
+        self._pool.close()
+        if isinstance(self._out, BaseException):
+            raise self._out
+        assert self._out is not None
+        return self._out
