@@ -147,7 +147,8 @@ class StarPool:
             if self.stop.is_set():
                 return None, False
             while stack and busy < self.limit:
-                take = max(1, len(stack) // (self.limit - busy))
+                # a share for one worker; the rest waits for whichever returns first
+                take = max(1, -(-len(stack) // self.limit))
                 chunk, stack[len(stack) - take:] = stack[len(stack) - take:], []
                 self.pool.apply_async(_worker_slice, (search.index, chunk, opts.slice_s),
                                       callback=done.put, error_callback=done.put)
