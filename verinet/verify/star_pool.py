@@ -30,6 +30,7 @@ import multiprocessing as mp
 import queue
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -126,7 +127,13 @@ class StarPool:
         self.stop = threading.Event()
         _SEARCHES = searches
         try:
-            self.pool = mp.get_context("fork").Pool(workers, initializer=_worker_init)
+            with warnings.catch_warnings():
+                # Python >= 3.12 warns about fork() with other threads alive (the CLI's
+                # watchdog timer, a caller's threads).  The children run only this
+                # module's numpy/HiGHS code and take no lock those threads could hold.
+                warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks",
+                                        category=DeprecationWarning)
+                self.pool = mp.get_context("fork").Pool(workers, initializer=_worker_init)
         finally:
             _SEARCHES = None
 
