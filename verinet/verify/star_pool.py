@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from verinet.ir.chain import Chain
     from verinet.spec.property import Property
     from verinet.verify.deadline import Deadline
-    from verinet.verify.star import StarOptions, StarOutcome, _Search, _Star
+    from verinet.verify.star import StarOptions, StarOutcome, _Search, _Star, _Stats
     from verinet.verify.witness import Replayer
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,7 @@ class _Slice:
     """What a worker hands back."""
 
     stack: list[_Star]
-    stars: int = 0
-    leaves: int = 0
-    overapprox: int = 0
-    dropped: int = 0
-    unresolved: int = 0
+    stats: _Stats  # the slice's own counts
     lps: int = 0
     candidates: list[tuple[np.ndarray, int]] = field(default_factory=list)
 
@@ -112,8 +108,7 @@ def _worker_slice(index: int, stars: list[_Star], seconds: float) -> _Slice:
         search._advance(stack.pop(), stack)
         if recorder.found:
             break
-    return _Slice(stack, stats.stars, stats.leaves, stats.overapprox, stats.dropped,
-                  stats.unresolved, search.lp.solves - lps0, list(recorder.found))
+    return _Slice(stack, stats, search.lp.solves - lps0, list(recorder.found))
 
 
 class StarPool:
@@ -181,12 +176,8 @@ class StarPool:
 
 def _merge(search: _Search, got: _Slice, stack: list[_Star]) -> Counterexample | None:
     """Fold a slice's counters and stack into the parent; replay its candidates."""
-    s = search.stats
-    s.stars += got.stars
-    s.leaves += got.leaves
-    s.overapprox += got.overapprox
-    s.dropped += got.dropped
-    s.unresolved += got.unresolved
+    for f in fields(got.stats):
+        setattr(search.stats, f.name, getattr(search.stats, f.name) + getattr(got.stats, f.name))
     search.worker_lps += got.lps
     stack.extend(got.stack)
     for x, t in got.candidates:
