@@ -219,7 +219,9 @@ def _low_dim_stage(
     if workers > 1:
         job = StarJob(chain, run.prop, run.replayer, run.deadline, remaining, options.star,
                       workers, active=workers - 1)
-    sub = run.deadline.sub(1.0, cap=options.input_bab_first_s)
+    # input splitting also stops as soon as the star search has its outcome
+    sub = run.deadline.sub(1.0, cap=options.input_bab_first_s,
+                           stop=None if job is None else job.finished)
     try:
         out = input_bab(chain, run.prop, engines.crown_bounder(chain), run.replayer, sub,
                         remaining, options.input_bab)

@@ -203,6 +203,7 @@ class StarJob:
         self._pool = StarPool(self._searches, workers)
         self._pool.limit = max(1, min(active, workers))
         self._out: StarOutcome | BaseException | None = None
+        self.finished = threading.Event()  # set when the search has its outcome
         self._thread = threading.Thread(target=self._main, name="star-coordinator",
                                         daemon=True)
         self._thread.start()
@@ -214,6 +215,8 @@ class StarJob:
             self._out = drive(self._searches, lambda: self._pool)
         except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
             self._out = e
+        finally:
+            self.finished.set()
 
     def set_workers(self, n: int) -> None:
         self._pool.limit = max(1, min(n, self._pool.workers))
