@@ -145,3 +145,25 @@ def test_shared_instances(tmp_path, capsys, inst, expected):
                                       "--out", str(out)])
     assert code == 0, err
     assert out.read_text().splitlines()[0] == expected
+
+
+def test_process_entry_point_flushes_and_keeps_exit_codes(tmp_path):
+    """``python -m verinet.cli`` (the console script's ``run``) ends with a fast exit:
+    stdout, stderr and the result file are complete and the exit code is kept."""
+    import subprocess
+    import sys
+
+    net = _write_net(tmp_path)
+    prop = tmp_path / "p.vnnlib"
+    prop.write_text(_vnnlib(2, 2, -1, 1, "(assert (>= Y_0 1000000))"))
+    out = tmp_path / "res.txt"
+    ok = subprocess.run([sys.executable, "-m", "verinet.cli", "verify", str(net), str(prop),
+                         "--timeout", "20", "--out", str(out)],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.startswith("unsat"), ok.stderr
+    assert out.read_text() == "unsat\n"
+    bad = subprocess.run([sys.executable, "-m", "verinet.cli", "verify",
+                          str(tmp_path / "missing.onnx"), str(prop)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("verinet: error:") and bad.stderr.count("\n") == 1
