@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 CANDIDATE_TOL = 1e-6  # chain violation up to which a point goes back to the parent
 MAX_CANDIDATES = 16   # per slice
+POLL_S = 0.05  # the coordinator checks the deadline and the stop event this often
 
 _SEARCHES: list[_Search] | None = None  # set in the parent just before forking
 
@@ -158,7 +159,7 @@ class StarPool:
             if busy == 0:
                 return None, not search.deadline.expired()
             try:
-                got = done.get(timeout=max(0.05, min(0.25, search.deadline.remaining())))
+                got = done.get(timeout=POLL_S)
             except queue.Empty:
                 if search.deadline.expired():
                     return None, False
