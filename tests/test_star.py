@@ -271,3 +271,21 @@ def test_acas_star_end_to_end(row):
         term = prop.terms[cex.term]
         assert term.box.contains(cex.x)
         assert term.unsafe.violation(model.onnx_eval(cex.x[None])[0]) <= 0
+
+
+def test_no_fork_means_one_worker(monkeypatch):
+    """Where processes cannot be forked (Windows) the search runs in this process."""
+    import multiprocessing
+
+    from verinet.verify.star import worker_count
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert worker_count(0) == 1 and worker_count(4) == 1
+    rng = np.random.default_rng(2)
+    layers = float32_layers(random_layers(rng, [3, 8, 8, 2]))
+    net = relu_network(layers)
+    box = Box(np.full(3, -1.0), np.ones(3))
+    prop = Property.robustness(box, int(np.argmax(net.evaluate(box.center))), 2)
+    out = star_verify(to_chain(net), prop, Replayer(net, prop, None), Deadline(30.0),
+                      options=PARALLEL)
+    check_complete_search(net, prop, out.proven, out.counterexample, MARGIN)

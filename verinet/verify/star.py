@@ -199,7 +199,12 @@ def drive(searches: list[_Search], get_pool) -> StarOutcome:
 
 
 def worker_count(requested: int) -> int:
-    """``requested`` processes, or every usable core for 0."""
+    """``requested`` processes, or every usable core for 0 (always 1 where processes
+    cannot be forked, e.g. on Windows)."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
     if requested > 0:
         return requested
     try:
