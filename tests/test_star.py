@@ -216,6 +216,7 @@ def test_input_bab_beside_star_matches_oracle(seed, short_bab):
     A = rng.normal(size=(2, 2))
     prop = Property((Term(box, Halfspaces(A, A @ y + rng.normal(0, 1, 2))),), 3, 2)
     opts = VerifyOptions(attack=False, alpha_crown=False, star=PARALLEL,
+                         input_bab_alone_s=0.0,  # the star search starts at once
                          input_bab_first_s=1e-3 if short_bab else 5.0)
     res = verify(net, prop, reference_evaluator(relu_onnx(layers)), timeout=30.0,
                  options=opts)
@@ -289,3 +290,37 @@ def test_no_fork_means_one_worker(monkeypatch):
     out = star_verify(to_chain(net), prop, Replayer(net, prop, None), Deadline(30.0),
                       options=PARALLEL)
     check_complete_search(net, prop, out.proven, out.counterexample, MARGIN)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1))
+def test_input_bab_resumes_from_its_open_domains(seed):
+    """Stopped on its deadline and resumed (as the portfolio does), input splitting
+    reaches the answer of one uninterrupted run."""
+    from verinet.verify import engines
+    from verinet.verify.input_bab import input_bab
+
+    rng = np.random.default_rng(seed)
+    layers = float32_layers(random_layers(rng, [3, 8, 8, 2]))
+    net = relu_network(layers)
+    chain = to_chain(net)
+    box = Box(rng.uniform(-1, 0, 3), rng.uniform(0, 1, 3))
+    y = net.evaluate(box.center)
+    A = rng.normal(size=(2, 2))
+    prop = Property((Term(box, Halfspaces(A, A @ y + rng.normal(0, 1, 2))),), 3, 2)
+    replayer = Replayer(net, prop, None)
+    bound = engines.crown_bounder(chain)
+    stopped = input_bab(chain, prop, bound, replayer, Deadline(0.0))
+    assert not stopped.proven and stopped.open is not None and len(stopped.open) == 1
+    out = input_bab(chain, prop, bound, replayer, Deadline(5.0), resume=stopped)
+    whole = input_bab(chain, prop, bound, replayer, Deadline(5.0))
+    if out.open is None and whole.open is None:  # both finished: the same search
+        assert out.proven == whole.proven
+        assert (out.counterexample is None) == (whole.counterexample is None)
+        assert out.domains_bounded == whole.domains_bounded
+    # input splitting may run out of time near a tie, but what it says is right
+    exact = exact_min_violation(chain, box, prop.terms[0].unsafe)[0]
+    if out.proven:
+        assert exact > -MARGIN
+    if out.counterexample is not None:
+        assert exact < MARGIN and out.counterexample.confirmed

@@ -45,13 +45,16 @@ class InputBabOptions:
 
 @dataclass(frozen=True)
 class InputBabOutcome:
-    """``proven`` is True iff every term was shown unreachable."""
+    """``proven`` is True iff every term was shown unreachable.  ``open`` holds every
+    domain not yet proven when the search stopped on its deadline (pass it back as
+    ``resume`` to go on where it stopped); None otherwise."""
 
     proven: bool
     counterexample: Counterexample | None
     domains_bounded: int
     rounds: int
     max_queue: int
+    open: _Domains | None = None
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,21 @@ def input_bab(
     deadline: Deadline,
     terms: list[int] | None = None,
     options: InputBabOptions = InputBabOptions(),
+    resume: InputBabOutcome | None = None,
 ) -> InputBabOutcome:
-    """Prove the listed terms unreachable or find a confirmed counterexample."""
+    """Prove the listed terms unreachable or find a confirmed counterexample.  With
+    ``resume`` (an outcome stopped on its deadline) the search goes on from its open
+    domains, which cover everything of the listed terms not yet proven."""
     lo_t, hi_t, A, b = stacked_terms(prop)
     terms = list(range(len(prop.terms))) if terms is None else terms
     idx = np.asarray(terms, dtype=np.int64)
-    queue = [_Domains(lo_t[idx], hi_t[idx], idx, np.full(len(idx), -np.inf))]
-    size = len(idx)
     bounded = rounds = max_queue = 0
+    if resume is not None and resume.open is not None:
+        queue = [resume.open] if len(resume.open) else []
+        bounded, rounds, max_queue = resume.domains_bounded, resume.rounds, resume.max_queue
+    else:
+        queue = [_Domains(lo_t[idx], hi_t[idx], idx, np.full(len(idx), -np.inf))]
+    size = sum(len(q) for q in queue)
     next_report = deadline.elapsed() + PROGRESS_EVERY
     while queue:
         if deadline.elapsed() >= next_report:
@@ -103,7 +113,9 @@ def input_bab(
                      deadline.elapsed())
             next_report += PROGRESS_EVERY
         if deadline.expired():
-            return InputBabOutcome(False, None, bounded, rounds, max_queue)
+            # every open domain is in the queue here (rounds finish whole)
+            return InputBabOutcome(False, None, bounded, rounds, max_queue,
+                                   _Domains.concat(queue))
         dom = _pop(queue, options.batch)
         size -= len(dom)
         rounds += 1

@@ -70,6 +70,7 @@ class VerifyOptions:
     input_split_max_dim: int = 16
     input_bab: InputBabOptions = InputBabOptions()
     input_bab_first_s: float = 5.0  # auto, low-dim: input-bab this long, then star
+    input_bab_alone_s: float = 0.3  # ... the first this long without the star beside it
     relu_bab: ReluBabOptions = ReluBabOptions()
     star: StarOptions = StarOptions()
     seed: int = 0
@@ -211,24 +212,28 @@ def _low_dim_stage(
 ) -> VerificationResult:
     """Input splitting for a short while (it settles easy and falsifiable instances
     fastest), then the exact star search on the rest of the budget.  With more than one
-    core the star search starts at once beside the input splitting (one worker process
-    while it runs, every worker afterwards)."""
+    core, input splitting runs alone for ``input_bab_alone_s`` (no worker processes for
+    easy instances), then the star search starts beside it (one worker while it runs,
+    every worker afterwards) and input splitting goes on from its open domains."""
     t0 = time.perf_counter()
     workers = worker_count(options.star.workers)
+    first = min(options.input_bab_first_s, options.input_bab_alone_s if workers > 1 else
+                options.input_bab_first_s)
+    out = input_bab(chain, run.prop, engines.crown_bounder(chain), run.replayer,
+                    run.deadline.sub(1.0, cap=first), remaining, options.input_bab)
     job = None
-    if workers > 1:
+    if not (out.proven or out.counterexample is not None) and workers > 1 and (
+            options.input_bab_first_s > first and not run.deadline.expired()):
         job = StarJob(chain, run.prop, run.replayer, run.deadline, remaining, options.star,
                       workers, active=workers - 1)
-    # input splitting also stops as soon as the star search has its outcome
-    sub = run.deadline.sub(1.0, cap=options.input_bab_first_s,
-                           stop=None if job is None else job.finished)
-    try:
-        out = input_bab(chain, run.prop, engines.crown_bounder(chain), run.replayer, sub,
-                        remaining, options.input_bab)
-    except BaseException:
-        if job is not None:
+        # input splitting also stops as soon as the star search has its outcome
+        sub = run.deadline.sub(1.0, cap=options.input_bab_first_s - first, stop=job.finished)
+        try:
+            out = input_bab(chain, run.prop, engines.crown_bounder(chain), run.replayer, sub,
+                            remaining, options.input_bab, resume=out)
+        except BaseException:
             job.cancel()
-        raise
+            raise
     run.timed("input_bab_s", t0)
     run.stats["bab_domains"] = float(out.domains_bounded)
     if out.proven or out.counterexample is not None:

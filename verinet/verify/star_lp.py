@@ -34,7 +34,8 @@ import numpy as np
 #: their objective only, which keeps the last basis primal feasible: measured on ACAS Xu
 #: (star search, one worker) 4_7 property 1 13.1 s vs 16.1 s with the dual simplex,
 #: 1_9 property 2 6.3 vs 7.0 s, 1_1 property 3 9.4 vs 10.9 s, with the same stars.
-#: Infeasibility certificates (dual rays) come from the dual simplex (1).
+#: Infeasibility certificates (dual rays), and any solve the primal simplex leaves
+#: undecided, come from the dual simplex (1).
 SIMPLEX = 4
 DUAL_SIMPLEX = 1
 
@@ -197,28 +198,33 @@ class PolyLp:
         h.run()
         self.solves += 1
         ms = h.getModelStatus()
-        if ms == hp.HighsModelStatus.kOptimal:
+        optimal, infeasible = hp.HighsModelStatus.kOptimal, hp.HighsModelStatus.kInfeasible
+        if ms != optimal and not (ms == infeasible and self._farkas()):
+            # The primal simplex stopped without an answer (HiGHS "unknown", rare) or
+            # without a dual ray: the dual simplex from scratch gives both.
+            ms = self._run_dual()
+        if ms == optimal:
             sol = h.getSolution()
             x = np.asarray(sol.col_value, dtype=np.float64)
             y = np.asarray(sol.row_dual, dtype=np.float64) if sol.dual_valid else None
             return "ok", x, y
-        if ms == hp.HighsModelStatus.kInfeasible:
-            if self._farkas():
-                return "empty", None, None
-            # Primal simplex gives no dual ray: ask the dual simplex for one (rare: a
-            # split only cuts a polytope that the LPs showed is crossed).
-            h.setOptionValue("simplex_strategy", DUAL_SIMPLEX)
-            try:
-                h.clearSolver()
-                h.run()
-                self.solves += 1
-                if h.getModelStatus() == hp.HighsModelStatus.kInfeasible and self._farkas():
-                    return "empty", None, None
-            finally:
-                h.setOptionValue("simplex_strategy", SIMPLEX)
+        if ms == infeasible and self._farkas():
+            return "empty", None, None
         # Anything else: start the next solve from scratch rather than a broken basis.
         h.clearSolver()
         return "unknown", None, None
+
+    def _run_dual(self):
+        """One dual-simplex solve from scratch; the model status."""
+        h = self._h
+        h.setOptionValue("simplex_strategy", DUAL_SIMPLEX)
+        try:
+            h.clearSolver()
+            h.run()
+            self.solves += 1
+            return h.getModelStatus()
+        finally:
+            h.setOptionValue("simplex_strategy", SIMPLEX)
 
     def _farkas(self) -> bool:
         """True iff HiGHS's dual ray certifies that the split rows and box are empty."""
