@@ -52,17 +52,23 @@ def test_star_matches_oracle(inst):
     check_complete_search(net, prop, out.proven, out.counterexample, MARGIN)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.builds(lambda *a: a, st.integers(0, 2**31 - 1)))
-def test_star_portfolio_matches_oracle(seed):
-    rng = np.random.default_rng(seed[0])
-    layers = float32_layers(random_layers(rng, [3, 6, 5, 2]))
+def _halfspace_instance(rng, sizes):
+    """A random float32 ReLU net on 3 inputs, a random box and one term with two random
+    halfspace rows passing near the output at the box centre."""
+    layers = float32_layers(random_layers(rng, sizes))
     net = relu_network(layers)
-    chain = to_chain(net)
     box = Box(rng.uniform(-1, 0, 3), rng.uniform(0, 1, 3))
     y = net.evaluate(box.center)
     A = rng.normal(size=(2, 2))
     prop = Property((Term(box, Halfspaces(A, A @ y + rng.normal(0, 1, 2))),), 3, 2)
+    return layers, net, to_chain(net), box, prop
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.builds(lambda *a: a, st.integers(0, 2**31 - 1)))
+def test_star_portfolio_matches_oracle(seed):
+    rng = np.random.default_rng(seed[0])
+    layers, net, chain, box, prop = _halfspace_instance(rng, [3, 6, 5, 2])
     exact = exact_min_violation(chain, box, prop.terms[0].unsafe)[0]
     res = verify(net, prop, reference_evaluator(relu_onnx(layers)), timeout=30.0,
                  options=VerifyOptions(complete="star", attack=False, alpha_crown=False))
@@ -209,12 +215,7 @@ def test_input_bab_beside_star_matches_oracle(seed, short_bab):
     splitting (two workers): right answers whichever finishes first; a cut-short input
     BaB hands over to the running star search."""
     rng = np.random.default_rng(seed)
-    layers = float32_layers(random_layers(rng, [3, 8, 8, 2]))
-    net = relu_network(layers)
-    box = Box(rng.uniform(-1, 0, 3), rng.uniform(0, 1, 3))
-    y = net.evaluate(box.center)
-    A = rng.normal(size=(2, 2))
-    prop = Property((Term(box, Halfspaces(A, A @ y + rng.normal(0, 1, 2))),), 3, 2)
+    layers, net, _, _, prop = _halfspace_instance(rng, [3, 8, 8, 2])
     opts = VerifyOptions(attack=False, alpha_crown=False, star=PARALLEL,
                          input_bab_alone_s=0.0,  # the star search starts at once
                          input_bab_first_s=1e-3 if short_bab else 5.0)
@@ -301,13 +302,7 @@ def test_input_bab_resumes_from_its_open_domains(seed):
     from verinet.verify.input_bab import input_bab
 
     rng = np.random.default_rng(seed)
-    layers = float32_layers(random_layers(rng, [3, 8, 8, 2]))
-    net = relu_network(layers)
-    chain = to_chain(net)
-    box = Box(rng.uniform(-1, 0, 3), rng.uniform(0, 1, 3))
-    y = net.evaluate(box.center)
-    A = rng.normal(size=(2, 2))
-    prop = Property((Term(box, Halfspaces(A, A @ y + rng.normal(0, 1, 2))),), 3, 2)
+    _, net, chain, box, prop = _halfspace_instance(rng, [3, 8, 8, 2])
     replayer = Replayer(net, prop, None)
     bound = engines.crown_bounder(chain)
     stopped = input_bab(chain, prop, bound, replayer, Deadline(0.0))
