@@ -216,21 +216,22 @@ def _low_dim_stage(
     easy instances), then the star search starts beside it (one worker while it runs,
     every worker afterwards) and input splitting goes on from its open domains."""
     t0 = time.perf_counter()
+    bound = engines.crown_bounder(chain)
     workers = worker_count(options.star.workers)
-    first = min(options.input_bab_first_s, options.input_bab_alone_s if workers > 1 else
-                options.input_bab_first_s)
-    out = input_bab(chain, run.prop, engines.crown_bounder(chain), run.replayer,
-                    run.deadline.sub(1.0, cap=first), remaining, options.input_bab)
+    total = options.input_bab_first_s
+    alone = min(total, options.input_bab_alone_s) if workers > 1 else total
+    out = input_bab(chain, run.prop, bound, run.replayer, run.deadline.sub(1.0, cap=alone),
+                    remaining, options.input_bab)
     job = None
-    if not (out.proven or out.counterexample is not None) and workers > 1 and (
-            options.input_bab_first_s > first and not run.deadline.expired()):
+    undecided = not (out.proven or out.counterexample is not None)
+    if undecided and alone < total and not run.deadline.expired():
         job = StarJob(chain, run.prop, run.replayer, run.deadline, remaining, options.star,
                       workers, active=workers - 1)
         # input splitting also stops as soon as the star search has its outcome
-        sub = run.deadline.sub(1.0, cap=options.input_bab_first_s - first, stop=job.finished)
+        sub = run.deadline.sub(1.0, cap=total - alone, stop=job.finished)
         try:
-            out = input_bab(chain, run.prop, engines.crown_bounder(chain), run.replayer, sub,
-                            remaining, options.input_bab, resume=out)
+            out = input_bab(chain, run.prop, bound, run.replayer, sub, remaining,
+                            options.input_bab, resume=out)
         except BaseException:
             job.cancel()
             raise
