@@ -138,13 +138,18 @@ def test_relaxer_bounds_hold_on_samples(seed):
     assert (pre[-1] @ A.T - b >= x @ L.T + l0 - 1e-9).all()
 
 
-def test_deadline_is_honoured():
-    rng = np.random.default_rng(0)
-    layers = float32_layers(random_layers(rng, [5, 40, 40, 40, 5], scale=0.5))
+def _centre_robustness(seed, sizes, scale=1.0):
+    """A random float32 ReLU net on the box [-1, 1]^n and the robustness property of the
+    label it gives the box's centre."""
+    layers = float32_layers(random_layers(np.random.default_rng(seed), sizes, scale=scale))
     net = relu_network(layers)
-    box = Box(np.full(5, -1.0), np.ones(5))
-    y = net.evaluate(box.center)
-    prop = Property.robustness(box, int(np.argmax(y)), 5)
+    box = Box(np.full(sizes[0], -1.0), np.ones(sizes[0]))
+    prop = Property.robustness(box, int(np.argmax(net.evaluate(box.center))), sizes[-1])
+    return layers, net, prop
+
+
+def test_deadline_is_honoured():
+    _, net, prop = _centre_robustness(0, [5, 40, 40, 40, 5], scale=0.5)
     t0 = time.monotonic()
     out = star_verify(to_chain(net), prop, Replayer(net, prop, None), Deadline(0.5))
     assert time.monotonic() - t0 < 3.0
@@ -159,12 +164,7 @@ PARALLEL = StarOptions(workers=2, serial_s=0.0, slice_s=0.002)
 def test_parallel_star_matches_oracle(seed):
     """Two forked workers with tiny slices (many hand-backs): same answers as the oracle,
     witnesses replayed by the parent."""
-    rng = np.random.default_rng(seed)
-    layers = float32_layers(random_layers(rng, [3, 8, 8, 2]))
-    net = relu_network(layers)
-    box = Box(np.full(3, -1.0), np.ones(3))
-    y = net.evaluate(box.center)
-    prop = Property.robustness(box, int(np.argmax(y)), 2)
+    layers, net, prop = _centre_robustness(seed, [3, 8, 8, 2])
     replayer = Replayer(net, prop, reference_evaluator(relu_onnx(layers)))
     out = star_verify(to_chain(net), prop, replayer, Deadline(30.0), options=PARALLEL)
     check_complete_search(net, prop, out.proven, out.counterexample, MARGIN)
@@ -174,14 +174,7 @@ def test_parallel_star_matches_oracle(seed):
 
 
 def test_parallel_search_shares_work_and_counts_it():
-    rng = np.random.default_rng(3)
-    layers = float32_layers(random_layers(rng, [4, 20, 20, 2], scale=0.7))
-    net = relu_network(layers)
-    box = Box(np.full(4, -1.0), np.ones(4))
-    y = net.evaluate(box.center)
-    label = int(np.argmax(y))
-    # the exact minimum margin over the box decides the right answer
-    prop = Property.robustness(box, label, 2)
+    _, net, prop = _centre_robustness(3, [4, 20, 20, 2], scale=0.7)
     replayer = Replayer(net, prop, None)
     par = star_verify(to_chain(net), prop, replayer, Deadline(60.0), options=PARALLEL)
     ser = star_verify(to_chain(net), prop, replayer, Deadline(60.0),
@@ -197,11 +190,7 @@ def test_worker_error_reaches_the_parent(monkeypatch):
     def boom(self, star, stack):
         raise RuntimeError("worker failed")
 
-    rng = np.random.default_rng(1)
-    layers = float32_layers(random_layers(rng, [3, 8, 2]))
-    net = relu_network(layers)
-    box = Box(np.full(3, -1.0), np.ones(3))
-    prop = Property.robustness(box, int(np.argmax(net.evaluate(box.center))), 2)
+    _, net, prop = _centre_robustness(1, [3, 8, 2])
     monkeypatch.setattr(star_mod._Search, "_advance", boom)
     with pytest.raises(RuntimeError, match="worker failed"):
         star_verify(to_chain(net), prop, Replayer(net, prop, None), Deadline(10.0),
@@ -228,11 +217,7 @@ def test_input_bab_beside_star_matches_oracle(seed, short_bab):
 def test_star_job_cancel_stops_workers():
     from verinet.verify.star_pool import StarJob
 
-    rng = np.random.default_rng(0)
-    layers = float32_layers(random_layers(rng, [5, 40, 40, 40, 5], scale=0.5))
-    net = relu_network(layers)
-    box = Box(np.full(5, -1.0), np.ones(5))
-    prop = Property.robustness(box, int(np.argmax(net.evaluate(box.center))), 5)
+    _, net, prop = _centre_robustness(0, [5, 40, 40, 40, 5], scale=0.5)
     job = StarJob(to_chain(net), prop, Replayer(net, prop, None), Deadline(60.0),
                   [0, 1, 2, 3], PARALLEL, workers=2)
     time.sleep(0.3)
@@ -283,11 +268,7 @@ def test_no_fork_means_one_worker(monkeypatch):
 
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     assert worker_count(0) == 1 and worker_count(4) == 1
-    rng = np.random.default_rng(2)
-    layers = float32_layers(random_layers(rng, [3, 8, 8, 2]))
-    net = relu_network(layers)
-    box = Box(np.full(3, -1.0), np.ones(3))
-    prop = Property.robustness(box, int(np.argmax(net.evaluate(box.center))), 2)
+    _, net, prop = _centre_robustness(2, [3, 8, 8, 2])
     out = star_verify(to_chain(net), prop, Replayer(net, prop, None), Deadline(30.0),
                       options=PARALLEL)
     check_complete_search(net, prop, out.proven, out.counterexample, MARGIN)
