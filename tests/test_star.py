@@ -38,7 +38,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "vnncomp"
 def instances(draw):
     net, layers, prop = draw_instance(draw, n_in=(1, 4), width=(2, 7), terms=(1, 3))
     options = StarOptions(overapprox=draw(st.sampled_from(["crown", "none"])),
-                          contract=draw(st.booleans()))
+                          contract=draw(st.booleans()), vertices=draw(st.booleans()))
     return net, layers, prop, options
 
 

@@ -69,7 +69,7 @@ class VerifyOptions:
     milp_backend: str = "highs"
     input_split_max_dim: int = 16
     input_bab: InputBabOptions = InputBabOptions()
-    input_bab_first_s: float = 5.0  # auto, low-dim: input-bab this long, then star
+    input_bab_first_s: float = 0.3  # auto, low-dim: input-bab this long, then star
     input_bab_alone_s: float = 0.3  # ... the first this long without the star beside it
     relu_bab: ReluBabOptions = ReluBabOptions()
     star: StarOptions = StarOptions()

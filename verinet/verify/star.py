@@ -47,6 +47,7 @@ from verinet.types import Counterexample
 from verinet.verify.deadline import Deadline
 from verinet.verify.star_lp import Cons, PolyLp, fp_slack
 from verinet.verify.star_relax import Relaxer
+from verinet.verify.star_vertices import PolyBounds, inner_point, vertex_set
 from verinet.verify.witness import Replayer
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class StarOptions:
 
     overapprox: str = "crown"
     contract: bool = True
+    vertices: bool = True     # certified bounds from the polytope's vertices (else LPs)
     tighten_layer: bool = False
     max_stars: int = 5_000_000
     workers: int = 0          # processes for the search; 0: every usable core
@@ -112,6 +114,7 @@ class _Star:
     terms: tuple[int, ...]
     pts: np.ndarray  # points known to lie in the star (hints for phase decisions)
     ext: np.ndarray  # (2d, d) the parent's minimisers/maximisers of each x_i (nan: none)
+    inner: np.ndarray | None  # a point strictly inside the polytope (None: not known)
 
 
 @dataclass
@@ -129,6 +132,8 @@ class _Cur:
     terms: tuple[int, ...]
     pts: np.ndarray
     ext: np.ndarray
+    inner: np.ndarray | None
+    vs: PolyBounds | None = None  # bounds from the polytope's vertices (None: LPs)
 
 
 @dataclass
@@ -138,6 +143,7 @@ class _Stats:
     overapprox: int = 0
     dropped: int = 0
     unresolved: int = 0
+    vertex_sets: int = 0
 
 
 def star_verify(
@@ -227,6 +233,15 @@ def _interval(M: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> B
     return centre - spread - slack, centre + spread + slack
 
 
+def _corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Every vertex of the box (fixed coordinates once)."""
+    free = np.flatnonzero(hi > lo)
+    bits = (np.arange(2 ** free.size)[:, None] >> np.arange(free.size)) & 1
+    pts = np.repeat(lo[None, :], bits.shape[0], axis=0)
+    pts[:, free] = np.where(bits == 1, hi[free], lo[free])
+    return pts
+
+
 def _tighten_box(lo: np.ndarray, hi: np.ndarray, a: np.ndarray, beta: float) -> Bounds:
     """The box of ``{x in [lo, hi] : a . x <= beta}`` by one round of bound propagation
     (widened by the rounding slack; a coordinate that would become empty is kept)."""
@@ -279,7 +294,8 @@ class _Search:
         W0, b0 = self.affines[0]
         root = _Star(0, np.zeros(W0.shape[0], dtype=bool), W0.copy(), b0.copy(), None,
                      self.box_lo, self.box_hi, (), self.terms, np.zeros((0, self.box_lo.size)),
-                     np.full((2 * self.box_lo.size, self.box_lo.size), np.nan))
+                     np.full((2 * self.box_lo.size, self.box_lo.size), np.nan),
+                     (self.box_lo + self.box_hi) / 2.0 if self.options.vertices else None)
         self.stats.stars += 1
         stack = [root]
         go_parallel = self.deadline.elapsed() + self.options.serial_s
@@ -306,7 +322,7 @@ class _Search:
     def _advance(self, star: _Star, stack: list[_Star]) -> Counterexample | None:
         """Process one star to the output, pushing the siblings of every split."""
         cur = _Cur(star.layer, star.done.copy(), star.M.copy(), star.c.copy(), star.cons,
-                   star.lo, star.hi, star.prior, star.terms, star.pts, star.ext)
+                   star.lo, star.hi, star.prior, star.terms, star.pts, star.ext, star.inner)
         self.lp.load(cur.cons)
         if self.options.contract and cur.cons is not None:
             self._contract(cur)
@@ -340,7 +356,7 @@ class _Search:
             cur.k = cur.k + 1
             cur.done = np.zeros(cur.M.shape[0], dtype=bool)
             cur.prior = cur.prior[1:]
-        return self._output(cur.M, cur.c, cur.terms, cur.lo, cur.hi)
+        return self._output(cur.M, cur.c, cur.terms, cur.lo, cur.hi, cur.vs)
 
     @staticmethod
     def _apply_stable(cur: _Cur, lb: np.ndarray, ub: np.ndarray) -> None:
@@ -351,12 +367,27 @@ class _Search:
         cur.done |= off | (lb >= 0.0)
 
     def _contract(self, cur: _Cur) -> None:
-        """Shrink the star's box to the certified bounding box of its polytope.  An
-        extreme point of the parent that satisfies the newest split row stays extreme,
-        so only the cut-off ones are solved again (skipping is always sound: the
-        parent's bound still holds)."""
+        """Shrink the star's box to the certified bounding box of its polytope: from its
+        vertices when Qhull gives them (:mod:`verinet.verify.star_vertices`), else by
+        LPs.  An extreme point of the parent that satisfies the newest split row stays
+        extreme, so only the cut-off ones are solved again (skipping is always sound:
+        the parent's bound still holds)."""
         assert cur.cons is not None
         d = cur.lo.size
+        cur.vs = None
+        vs = None
+        if cur.inner is not None:
+            vs = vertex_set(self.lp.G, self.lp.h, cur.lo, cur.hi, cur.inner)
+        if vs is not None:
+            self.stats.vertex_sets += 1
+            eye = np.eye(d)
+            b = PolyBounds(vs, self.lp.G, self.lp.h, cur.lo, cur.hi).lower(
+                np.vstack([eye, -eye]))
+            lo, hi = np.maximum(cur.lo, b[:d]), np.minimum(cur.hi, -b[d:])
+            ok = lo <= hi
+            cur.lo, cur.hi = np.where(ok, lo, cur.lo), np.where(ok, hi, cur.hi)
+            cur.vs = PolyBounds(vs, self.lp.G, self.lp.h, cur.lo, cur.hi)
+            return
         lo, hi, ext = cur.lo.copy(), cur.hi.copy(), cur.ext.copy()
         kept = ext @ cur.cons.a <= cur.cons.beta  # nan rows compare False
         eye = np.eye(d)
@@ -382,6 +413,14 @@ class _Search:
         if cur.cons is None:
             return False  # on the bare box the interval bounds are exact
         row, off = cur.M[j], float(cur.c[j])
+        if cur.vs is not None:
+            b = cur.vs.lower(np.vstack([row, -row]))
+            lb[j], ub[j] = max(lb[j], b[0] + off), min(ub[j], -b[1] + off)
+            if lb[j] >= 0.0 or ub[j] <= 0.0:
+                return True
+            at = cur.vs.pts @ row + off
+            if at.min() < 0.0 < at.max():  # vertices on both sides: it crosses
+                return False
         vals = cur.pts @ row + off if cur.pts.size else np.zeros(0)
         if vals.size and vals.min() < 0.0 < vals.max():
             return False
@@ -449,16 +488,25 @@ class _Search:
         box_in = _tighten_box(cur.lo, cur.hi, row, -off)
         box_act = _tighten_box(cur.lo, cur.hi, -row, off)
         pts_in, pts_act = cur.pts[vals <= 0.0], cur.pts[vals >= 0.0]
+        inner_in = inner_act = None
+        if cur.inner is not None:
+            corners = cur.vs.pts if cur.vs is not None else (
+                _corners(cur.lo, cur.hi) if cur.cons is None else None)
+            inner_in = inner_point(corners, cur.inner, row, -off)
+            inner_act = inner_point(corners, cur.inner, -row, off)
         self.stats.stars += 1
         if inactive_first:
             stack.append(_Star(cur.k, done, cur.M.copy(), cur.c.copy(), cons_act, *box_act,
-                               here, cur.terms, pts_act, cur.ext))
+                               here, cur.terms, pts_act, cur.ext, inner_act))
             cur.M, cur.c, cur.cons, (cur.lo, cur.hi), cur.pts = (M_in, c_in, cons_in,
                                                                  box_in, pts_in)
+            cur.inner = inner_in
         else:
             stack.append(_Star(cur.k, done, M_in, c_in, cons_in, *box_in, here, cur.terms,
-                               pts_in, cur.ext))
+                               pts_in, cur.ext, inner_in))
             cur.cons, (cur.lo, cur.hi), cur.pts = cons_act, box_act, pts_act
+            cur.inner = inner_act
+        cur.vs = None
         cur.done = done.copy()
         cur.prior = here
         self.lp.load(cur.cons)
@@ -475,13 +523,24 @@ class _Search:
         """None if every term is unreachable on the star, else (open terms, bounds for
         layers ``k..``, a hint point or a confirmed counterexample, split scores)."""
         specs = [self.spec[t] for t in cur.terms]
+        lower = None if cur.vs is None else cur.vs.lower
         later, rows, score = self.relaxer.run(cur.k, cur.done, cur.M, cur.c, lb, ub,
-                                              cur.lo, cur.hi, cur.prior[1:], specs)
+                                              cur.lo, cur.hi, cur.prior[1:], specs, lower)
         open_terms: list[int] = []
         hint: np.ndarray | None = None
         for t, (L, l0, mag) in zip(cur.terms, rows, strict=True):
-            if self._proven(L, l0, mag, cur.lo, cur.hi):
+            if self._proven(L, l0, mag, cur.lo, cur.hi, cur.vs):
                 continue
+            if cur.vs is not None:
+                # A vertex where every row is <= 0 leaves the term open: no LP needed
+                # (for one row the vertex certificate above was already exact).
+                at = (cur.vs.pts @ L.T + l0).max(axis=1)
+                best = int(np.argmin(at))
+                if at[best] <= 0.0 or L.shape[0] == 1:
+                    open_terms.append(t)
+                    if hint is None:
+                        hint = cur.vs.pts[best]
+                    continue
             got = self.lp.min_max(L, l0)
             if got.bound > 0.0:
                 continue
@@ -499,11 +558,17 @@ class _Search:
 
     @staticmethod
     def _proven(L: np.ndarray, l0: np.ndarray, mag: np.ndarray, lo: np.ndarray,
-                hi: np.ndarray) -> bool:
-        """Some row's linear lower bound is > 0 on the box (after the rounding slack)."""
+                hi: np.ndarray, vs: PolyBounds | None = None) -> bool:
+        """Some row's linear lower bound is > 0 on the box, or on the polytope by its
+        vertex certificate (after the rounding slack)."""
         val = np.minimum(L * lo, L * hi).sum(axis=1) + l0
         slack = fp_slack(1.0) + 1e-10 * (np.abs(L) @ np.maximum(np.abs(lo), np.abs(hi)) + mag)
-        return bool((val - slack > 0.0).any())
+        if (val - slack > 0.0).any():
+            return True
+        if vs is None:
+            return False
+        val = vs.lower(L) + l0 - fp_slack(1.0) - 1e-10 * mag
+        return bool((val > 0.0).any())
 
     def _try(self, x: np.ndarray, terms: list[int]) -> Counterexample | None:
         """Replay ``x`` if it violates one of ``terms`` on the chain."""
@@ -517,14 +582,15 @@ class _Search:
         return None
 
     def _output(self, M: np.ndarray, c: np.ndarray, terms: tuple[int, ...],
-                lo: np.ndarray, hi: np.ndarray) -> Counterexample | None:
+                lo: np.ndarray, hi: np.ndarray, vs: PolyBounds | None = None
+                ) -> Counterexample | None:
         """The exact check of a star at the output layer."""
         self.stats.leaves += 1
         for t in terms:
             A, b = self.spec[t]
             L, l0 = A @ M, A @ c - b
             mag = np.abs(A) @ np.abs(c) + np.abs(b)
-            if self._proven(L, l0, mag, lo, hi):
+            if self._proven(L, l0, mag, lo, hi, vs):
                 continue
             got = self.lp.min_max(L, l0)
             if got.bound > 0.0:

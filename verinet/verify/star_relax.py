@@ -16,7 +16,7 @@ summed into it, and intermediate bounds are widened by ``1e-10 * magnitude + 1e-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -53,10 +53,13 @@ class Relaxer:
     def run(self, k: int, done: np.ndarray, M: np.ndarray, c: np.ndarray, lb: np.ndarray,
             ub: np.ndarray, lo: np.ndarray, hi: np.ndarray,
             prior: Sequence[Bounds | None],
-            specs: Sequence[tuple[np.ndarray, np.ndarray]]):
+            specs: Sequence[tuple[np.ndarray, np.ndarray]],
+            lower: Callable[[np.ndarray], np.ndarray] | None = None):
         """(bounds of ReLU layers ``k+1..``, [(L, l0, mag) per spec], split scores).
 
-        ``prior[i]``: known sound bounds of ReLU layer ``k+1+i`` to intersect with.  The
+        ``prior[i]``: known sound bounds of ReLU layer ``k+1+i`` to intersect with.
+        ``lower(L)``: sound lower bounds of ``L_r . x`` over the star's polytope, used for
+        the later layers' bounds where it beats the box (None: the box only).  The
         score of a neuron of layer ``k`` is the spec rows' total ``|coefficient|`` on it
         times the height ``ub (-lb) / (ub - lb)`` of its relaxation triangle."""
         sl, su, iu = relu_relax(lb, ub)
@@ -75,6 +78,8 @@ class Relaxer:
                                           np.zeros(2 * rows.size), relax, M, c)
             val = np.minimum(L * lo, L * hi).sum(axis=1) + const
             val -= fp_slack(1.0) + 1e-10 * (np.abs(L) @ xmax + mag)
+            if lower is not None:
+                val = np.maximum(val, lower(L) + const - fp_slack(1.0) - 1e-10 * mag)
             if p is None:
                 lo_l, hi_l = val[:n], -val[n:]
             else:
