@@ -7,7 +7,10 @@ layers neuron by neuron:
 
 * a neuron whose pre-activation is ``>= 0`` (``<= 0``) on ``P`` is active (its row is kept,
   resp. zeroed); cheap sound bounds first (the affine row over the star's box, intersected
-  with the bounds an earlier over-approximation gave), then certified LP bounds over ``P``;
+  with the bounds an earlier over-approximation gave), then certified bounds over ``P``:
+  from ``P``'s vertices (:mod:`verinet.verify.star_vertices`: Qhull gives them, weak
+  duality on each minimising vertex's active set certifies the bound), or from LPs where
+  no vertex set is known (a flat polytope, Qhull failing, fewer than 2 free inputs);
 * a neuron that still crosses 0 splits the star into ``P & {z_j <= 0}`` (row zeroed) and
   ``P & {z_j >= 0}``.  The two children cover ``P``.  One child is pushed on a
   depth-first stack, the search continues with the other (the one holding the point the
@@ -15,7 +18,10 @@ layers neuron by neuron:
 
 Before every split the rest of the network is over-approximated from the star (CROWN
 back-substitution onto the input variables: the processed neurons of the current layer
-exactly, the others and all later layers by their linear relaxations), which gives for
+exactly, the others and all later layers by their linear relaxations, each later layer's
+bounds minimised over ``P`` by its vertex certificate where known, else over its box;
+measured on ACAS Xu 4_7 property 1, one worker: 1,003 stars and 3.2 s against 4,337 stars
+and 12.3 s with box bounds and LPs), which gives for
 every row ``i`` of a term a linear function with ``A_i f(x) - b_i >= L_i x + l_i`` on
 ``P``.  A term is unreachable on the star when ``min_{x in P} max_i (L_i x + l_i) > 0``
 (certified by an LP's dual, see :mod:`verinet.verify.star_lp`); a star with no reachable
