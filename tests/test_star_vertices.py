@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from verinet.verify.star_vertices import PolyBounds, Vertices, inner_point, vertex_set
+from verinet.verify.star_vertices import (
+    MAX_DIM,
+    PolyBounds,
+    Vertices,
+    inner_point,
+    vertex_set,
+)
 
 
 def _polytope(rng: np.random.Generator, d: int, m: int, fixed: bool):
@@ -87,3 +93,9 @@ def test_flat_or_bad_interior_point_falls_back():
     assert flat is None  # two fixed coordinates leave a segment: no Qhull in 1-D
     vs = vertex_set(G, h, lo, hi, np.array([0.25, 0.5, 0.5]))
     assert vs is not None and len(np.unique(np.round(vs.pts, 9), axis=0)) == 8
+
+
+def test_too_many_free_inputs_fall_back_to_lps():
+    d = MAX_DIM + 1
+    lo, hi = -np.ones(d), np.ones(d)
+    assert vertex_set(np.ones((1, d)), np.ones(1), lo, hi, np.zeros(d)) is None

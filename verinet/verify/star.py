@@ -53,7 +53,7 @@ from verinet.types import Counterexample
 from verinet.verify.deadline import Deadline
 from verinet.verify.star_lp import Cons, PolyLp, fp_slack
 from verinet.verify.star_relax import Relaxer
-from verinet.verify.star_vertices import PolyBounds, inner_point, vertex_set
+from verinet.verify.star_vertices import MAX_DIM, PolyBounds, inner_point, vertex_set
 from verinet.verify.witness import Replayer
 
 log = logging.getLogger(__name__)
@@ -301,7 +301,7 @@ class _Search:
         root = _Star(0, np.zeros(W0.shape[0], dtype=bool), W0.copy(), b0.copy(), None,
                      self.box_lo, self.box_hi, (), self.terms, np.zeros((0, self.box_lo.size)),
                      np.full((2 * self.box_lo.size, self.box_lo.size), np.nan),
-                     (self.box_lo + self.box_hi) / 2.0 if self.options.vertices else None)
+                     (self.box_lo + self.box_hi) / 2.0 if self._use_vertices() else None)
         self.stats.stars += 1
         stack = [root]
         go_parallel = self.deadline.elapsed() + self.options.serial_s
@@ -315,6 +315,11 @@ class _Search:
             if cex is not None:
                 return cex, True
         return None, not self.deadline.expired()
+
+    def _use_vertices(self) -> bool:
+        """Vertex sets for this box: asked for, and few enough free inputs."""
+        free = int((self.box_hi > self.box_lo).sum())
+        return self.options.vertices and 2 <= free <= MAX_DIM
 
     def report(self, stack_size: int) -> None:
         """A progress line every ``PROGRESS_EVERY`` seconds."""
