@@ -149,7 +149,6 @@ class _Stats:
     overapprox: int = 0
     dropped: int = 0
     unresolved: int = 0
-    vertex_sets: int = 0
 
 
 def star_verify(
@@ -390,7 +389,6 @@ class _Search:
         if cur.inner is not None:
             vs = vertex_set(self.lp.G, self.lp.h, cur.lo, cur.hi, cur.inner)
         if vs is not None:
-            self.stats.vertex_sets += 1
             eye = np.eye(d)
             b = PolyBounds(vs, self.lp.G, self.lp.h, cur.lo, cur.hi).lower(
                 np.vstack([eye, -eye]))

@@ -199,16 +199,18 @@ class PolyLp:
         self.solves += 1
         ms = h.getModelStatus()
         optimal, infeasible = hp.HighsModelStatus.kOptimal, hp.HighsModelStatus.kInfeasible
-        if ms != optimal and not (ms == infeasible and self._farkas()):
+        empty = ms == infeasible and self._farkas()
+        if ms != optimal and not empty:
             # The primal simplex stopped without an answer (HiGHS "unknown", rare) or
             # without a dual ray: the dual simplex from scratch gives both.
             ms = self._run_dual()
+            empty = ms == infeasible and self._farkas()
         if ms == optimal:
             sol = h.getSolution()
             x = np.asarray(sol.col_value, dtype=np.float64)
             y = np.asarray(sol.row_dual, dtype=np.float64) if sol.dual_valid else None
             return "ok", x, y
-        if ms == infeasible and self._farkas():
+        if empty:
             return "empty", None, None
         # Anything else: start the next solve from scratch rather than a broken basis.
         h.clearSolver()

@@ -124,12 +124,6 @@ class PolyBounds:
         return np.maximum(box, val - fp_slack(1.0) - 1e-10 * mag)
 
 
-def certified_min(vs: Vertices | None, L: np.ndarray, G: np.ndarray, h: np.ndarray,
-                  lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """:meth:`PolyBounds.lower` for one call."""
-    return PolyBounds(vs, G, h, lo, hi).lower(L)
-
-
 def inner_point(pts: np.ndarray | None, inner: np.ndarray, a: np.ndarray,
                 beta: float) -> np.ndarray | None:
     """A point strictly inside ``P & {a . x <= beta}`` from a strictly interior point
