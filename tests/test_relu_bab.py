@@ -22,10 +22,19 @@ from tests.nets import (
     relu_onnx,
 )
 from tests.oracle import check_complete_search, exact_min_violation
-from verinet.bounds.split import Domains, SplitOptions, bound_splits
+from verinet.bounds.split import (
+    Domains,
+    Lines,
+    SplitOptions,
+    bound_splits,
+    domain_bounds,
+    optimise,
+    relaxation_lines,
+)
 from verinet.bounds.split_root import make_root
 from verinet.ir.chain import to_chain
 from verinet.onnx_import.check import reference_evaluator
+from verinet.optim import Adam
 from verinet.spec.property import Halfspaces, Property, Term
 from verinet.types import Box, Status
 from verinet.verify.deadline import Deadline
@@ -86,6 +95,56 @@ def test_split_bounds_hold_on_sampled_points(seed):
         assert np.all(val >= res.lower[d].numpy() - 1e-9)
         assert np.all(z[inside] >= res.lo[d].numpy() - 1e-9)
         assert np.all(z[inside] <= res.hi[d].numpy() + 1e-9)
+
+
+def test_optimise_drops_proven_domains_without_changing_the_others():
+    """Domains proven along the way leave the optimisation (the batch is compacted); the
+    others get the same parameters as when optimised alone."""
+    rng = np.random.default_rng(7)
+    layers = random_layers(rng, [4, 8, 8, 3])
+    chain = to_chain(relu_network(layers))
+    box = Box(np.full(4, -1.0), np.full(4, 1.0))
+    root = make_root(chain, box.lower, box.upper, iterations=0)
+    B, U = 12, root.size
+    lo, hi = root.flat_bounds()
+    split = torch.tensor(rng.integers(-1, 2, size=(B, U)), dtype=torch.int8)
+    dom = Domains(split, torch.full((B, U), 0.5, dtype=torch.float64),
+                  torch.zeros((B, U), dtype=torch.float64), lo.expand(B, U), hi.expand(B, U),
+                  torch.full((B,), -1))
+    C = torch.tensor(rng.normal(size=(B, 1, 3)))
+    easy = torch.arange(B) % 2 == 0  # offsets far below the bound: proven at once
+    offset = torch.where(easy, -1e3, 1e3).to(torch.float64).reshape(B, 1)
+    with torch.no_grad():
+        pre, vmag, _ = domain_bounds(root, dom, True)
+        lines = relaxation_lines(root, pre, vmag)
+    opts = SplitOptions(iterations=6)
+    alpha, beta = optimise(root, lines, split, dom.alpha, dom.beta, C, offset, opts, None)
+    hard = torch.nonzero(~easy).reshape(-1)
+    sub = [Lines(*(t[hard] for t in (ln.a_up, ln.c_up, ln.a_lo, ln.free, ln.X)))
+           for ln in lines]
+    a1, b1 = optimise(root, sub, split[hard], dom.alpha[hard], dom.beta[hard], C[hard],
+                      offset[hard], opts, None)
+    assert torch.allclose(alpha[hard], a1, atol=1e-5)
+    assert torch.allclose(beta[hard], b1, atol=1e-5)
+    assert not torch.equal(alpha[hard], dom.alpha[hard])  # the hard ones did move
+
+
+def test_adam_keep_rows_matches_full_steps():
+    """A separable objective: steps on kept rows equal the full run's rows."""
+    torch.manual_seed(0)
+    target = torch.randn(6, 3)
+    p_full = torch.zeros(6, 3, requires_grad=True)
+    p_sub = torch.zeros(6, 3, requires_grad=True)
+    full, part = Adam([p_full], lr=0.1), Adam([p_sub], lr=0.1)
+    rows = torch.tensor([1, 4, 5])
+    for it in range(8):
+        for opt, p in ((full, p_full), (part, p_sub)):
+            opt.zero_grad()
+            ((p - target[rows if p.shape[0] == 3 else slice(None)]) ** 2).sum().backward()
+            opt.step()
+        if it == 2:
+            (p_sub,) = part.keep_rows(rows)
+    assert torch.equal(p_full.detach()[rows], p_sub.detach())
 
 
 def _one_unit_chain():

@@ -36,6 +36,16 @@ class Adam:
         self.v = [torch.zeros_like(p) for p in self.params]
         self.t = 0
 
+    def keep_rows(self, rows: Tensor) -> list[Tensor]:
+        """Restrict every parameter and its moment estimates to ``rows`` of their first
+        dimension (the others leave the optimisation); returns the new parameters, fresh
+        leaves that replace the old ones.  The remaining rows' steps are unchanged when the
+        objective is a sum of per-row terms."""
+        self.params = [p.detach()[rows].requires_grad_(True) for p in self.params]
+        self.m = [m[rows] for m in self.m]
+        self.v = [v[rows] for v in self.v]
+        return self.params
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None

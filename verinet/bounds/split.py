@@ -329,7 +329,12 @@ def optimise(
 ) -> tuple[Tensor, Tensor]:
     """Projected Adam ascent on the best row's bound; returns the best parameters.  The
     objective is a float32 surrogate without the float slack: any parameters give sound
-    bounds, which the caller computes afterwards in float64."""
+    bounds, which the caller computes afterwards in float64.
+
+    Domains are independent (the ascent is on the sum of their bounds), so a domain whose
+    surrogate bound is already positive leaves the optimisation: the batch is compacted
+    once at least an eighth of it is done (on ReLU branch and bound over DeepPAC's FNN1
+    about 40% of the children are proven by their parent's parameters before any step)."""
     alpha = alpha.detach().to(LOW).clamp(0.0, 1.0)
     beta = torch.where(split != 0, beta.detach().to(LOW).clamp(min=0.0), 0.0)
     if options.iterations == 0 or root.size == 0:
@@ -338,17 +343,20 @@ def optimise(
     C, offset = C.to(LOW), offset.to(LOW)
     best_a, best_b = alpha.clone(), beta.clone()
     best = torch.full((split.shape[0],), -torch.inf, dtype=LOW)
+    act = torch.arange(split.shape[0])  # the domains still optimised (rows of the work set)
     alpha.requires_grad_(True)
     beta.requires_grad_(True)
     opt = Adam([alpha, beta], lr=[options.lr_alpha, options.lr_beta])
     for it in range(options.iterations + 1):
         val = objective(root, lines, split, alpha, beta, C, offset, False)[0].max(dim=1).values
         with torch.no_grad():
-            better = val > best
-            best = torch.where(better, val, best)
-            best_a[better] = alpha[better]
-            best_b[better] = beta[better]
-        if it == options.iterations or bool((best > 0).all()) or (stop is not None and stop()):
+            better = val > best[act]
+            rows = act[better]
+            best[rows] = val[better]
+            best_a[rows] = alpha[better]
+            best_b[rows] = beta[better]
+            done = best[act] > 0
+        if it == options.iterations or bool(done.all()) or (stop is not None and stop()):
             break
         opt.zero_grad()
         (-val.sum()).backward()  # domains are independent: one sum optimises each
@@ -357,7 +365,18 @@ def optimise(
             alpha.clamp_(0.0, 1.0)
             beta.clamp_(min=0.0)
             beta[split == 0] = 0.0
+        n_done = int(done.sum())
+        if n_done and 8 * n_done >= len(act):
+            keep = torch.nonzero(~done).reshape(-1)
+            act = act[keep]
+            lines = [_take_lines(ln, keep) for ln in lines]
+            split, C, offset = split[keep], C[keep], offset[keep]
+            alpha, beta = opt.keep_rows(keep)
     return best_a.to(DT), best_b.to(DT)
+
+
+def _take_lines(ln: Lines, rows: Tensor) -> Lines:
+    return Lines(*(t[rows] for t in (ln.a_up, ln.c_up, ln.a_lo, ln.free, ln.X)))
 
 
 def objective(
