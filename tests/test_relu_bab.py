@@ -24,7 +24,6 @@ from tests.nets import (
 from tests.oracle import check_complete_search, exact_min_violation
 from verinet.bounds.split import (
     Domains,
-    Lines,
     SplitOptions,
     bound_splits,
     domain_bounds,
@@ -120,8 +119,7 @@ def test_optimise_drops_proven_domains_without_changing_the_others():
     opts = SplitOptions(iterations=6)
     alpha, beta = optimise(root, lines, split, dom.alpha, dom.beta, C, offset, opts, None)
     hard = torch.nonzero(~easy).reshape(-1)
-    sub = [Lines(*(t[hard] for t in (ln.a_up, ln.c_up, ln.a_lo, ln.free, ln.X)))
-           for ln in lines]
+    sub = [ln.take(hard) for ln in lines]
     a1, b1 = optimise(root, sub, split[hard], dom.alpha[hard], dom.beta[hard], C[hard],
                       offset[hard], opts, None)
     assert torch.allclose(alpha[hard], a1, atol=1e-5)

@@ -305,6 +305,10 @@ class Lines:
     free: Tensor
     X: Tensor
 
+    def take(self, rows: Tensor) -> Lines:
+        """The pieces of domains ``rows`` only."""
+        return Lines(*(getattr(self, f.name)[rows] for f in fields(Lines)))
+
 
 def relaxation_lines(
     root: SplitRoot, pre: list[tuple[Tensor, Tensor]], vmag: list[Tensor]
@@ -369,14 +373,10 @@ def optimise(
         if n_done and 8 * n_done >= len(act):
             keep = torch.nonzero(~done).reshape(-1)
             act = act[keep]
-            lines = [_take_lines(ln, keep) for ln in lines]
+            lines = [ln.take(keep) for ln in lines]
             split, C, offset = split[keep], C[keep], offset[keep]
             alpha, beta = opt.keep_rows(keep)
     return best_a.to(DT), best_b.to(DT)
-
-
-def _take_lines(ln: Lines, rows: Tensor) -> Lines:
-    return Lines(*(t[rows] for t in (ln.a_up, ln.c_up, ln.a_lo, ln.free, ln.X)))
 
 
 def objective(
