@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from verinet.bounds.interval import ABS_SLACK, REL_SLACK
+from verinet.bounds.fp import FLOAT64
 from verinet.ir.chain import Activation, Affine, Chain
 
 DT = torch.float64
 
 
 def _slack(mag: Tensor) -> Tensor:
-    return REL_SLACK * mag + ABS_SLACK
+    return FLOAT64(mag)
 
 
 def _affine(Lc: Tensor, LG: Tensor, Uc: Tensor, UG: Tensor, W: Tensor,

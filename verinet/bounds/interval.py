@@ -12,16 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verinet.bounds.fp import FLOAT64
+from verinet.bounds.fp import fp_slack as fp_slack  # re-exported: the float64 rule
 from verinet.ir.chain import Activation, Affine, Chain
 from verinet.types import Box, SoundnessError, frozen_array
-
-REL_SLACK = 1e-10
-ABS_SLACK = 1e-12
-
-
-def fp_slack(magnitude: np.ndarray) -> np.ndarray:
-    """Outward widening that covers float64 rounding for values of this magnitude."""
-    return REL_SLACK * np.abs(magnitude) + ABS_SLACK
 
 
 @dataclass(frozen=True)
@@ -77,7 +71,7 @@ def affine_interval(
     c = mid @ layer.weight.T + layer.bias
     r = rad @ np.abs(layer.weight).T
     mag = np.maximum(np.abs(lo), np.abs(hi)) @ np.abs(layer.weight).T + np.abs(layer.bias)
-    s = fp_slack(mag)
+    s = FLOAT64(mag)
     return c - r - s, c + r + s
 
 

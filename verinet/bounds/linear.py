@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from verinet.bounds.interval import ABS_SLACK, REL_SLACK
+from verinet.bounds.fp import FLOAT64
 from verinet.ir.chain import Chain
 
 DT = torch.float64
@@ -34,8 +34,8 @@ FLAT_WIDTH = 1e-12
 
 
 def slack(mag: Tensor) -> Tensor:
-    """Torch twin of :func:`verinet.bounds.interval.fp_slack`."""
-    return REL_SLACK * mag.abs() + ABS_SLACK
+    """The float64 slack rule (:mod:`verinet.bounds.fp`) on tensors."""
+    return FLOAT64(mag)
 
 
 @dataclass(frozen=True)
