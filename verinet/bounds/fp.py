@@ -70,6 +70,8 @@ class Slack:
     def for_dtype(dtype: object, roundings: int) -> Slack:
         """The slack of a computation in ``dtype`` (numpy or torch float type, or its
         name) with at most ``roundings`` roundings on any path."""
+        if isinstance(dtype, type) and issubclass(dtype, np.generic):
+            dtype = np.dtype(dtype)
         name = str(dtype).replace("torch.", "")
         if name not in _UNIT_ROUNDOFF:
             raise ValueError(f"no sound slack rule for dtype {name} (float64 or float32 only)")
