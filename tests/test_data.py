@@ -12,6 +12,7 @@ from verinet.types import InputError
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 MNIST_CSV = SHARED / "deeppac" / "extras" / "mnist_100.csv"
+CIFAR_CSV = SHARED / "deeppac" / "extras" / "cifar_100.csv"
 
 N, D, C = 5, 6, 3
 
@@ -100,6 +101,106 @@ def test_mnist_shared_csv() -> None:
     assert set(s.y.tolist()) <= set(range(10))
     with pytest.raises(InputError, match=r"outside \[0, 1\].*--scale 255"):
         load_samples(MNIST_CSV, n_inputs=784, n_classes=10)
+
+
+# ----------------------------------------------------------------------------- layout
+
+HWC_SHAPE = (1, 3, 2, 4)  # C, H, W = 3, 2, 4: 24 inputs
+
+
+def _hwc_csv(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """Two images whose value at (channel c, row i, column j) is 100 c + 10 i + j (plus
+    1 on the second image), stored HWC as cifar_100.csv is; returns them in CHW too."""
+    _, c, h, w = HWC_SHAPE
+    chw = np.fromfunction(lambda k, i, j: 100 * k + 10 * i + j, (c, h, w))
+    imgs = np.stack([chw, chw + 1])  # (2, C, H, W)
+    rows = imgs.transpose(0, 2, 3, 1).reshape(2, -1)  # (row, col, channel) interleaved
+    p = tmp_path / "hwc.csv"
+    lines = [",".join([str(k)] + [str(int(v)) for v in r]) for k, r in enumerate(rows)]
+    p.write_text("\n".join(lines) + "\n")
+    return p, imgs.reshape(2, -1)
+
+
+def test_hwc_layout_transposes_to_chw(tmp_path: Path) -> None:
+    p, chw = _hwc_csv(tmp_path)
+    n = chw.shape[1]
+    s = load_samples(p, n_inputs=n, n_classes=2, scale=400, layout="hwc",
+                     input_shape=HWC_SHAPE)
+    np.testing.assert_array_equal(s.x, chw / 400)
+    assert list(s.y) == [0, 1]
+    # the first stored values are pixel (0, 0)'s three channels: 0, 100, 200
+    assert list(np.loadtxt(p, delimiter=",")[0, 1:4]) == [0, 100, 200]
+    assert s.x[0, 0] == 0 and s.x[0, 8] == 100 / 400 and s.x[0, 16] == 200 / 400
+    # the default (and "chw") keeps the stored order
+    for layout in (None, "chw"):
+        kept = load_samples(p, n_inputs=n, n_classes=2, scale=400, layout=layout,
+                            input_shape=HWC_SHAPE)
+        np.testing.assert_array_equal(kept.x, np.loadtxt(p, delimiter=",")[:, 1:] / 400)
+    # selection happens on samples, the reordering within each
+    one = load_samples(p, n_inputs=n, n_classes=2, scale=400, layout="hwc",
+                       input_shape=HWC_SHAPE, start=1)
+    np.testing.assert_array_equal(one.x, chw[1:] / 400)
+
+
+def test_hwc_layout_npz_images(tmp_path: Path) -> None:
+    """An .npz holding (N, H, W, C) images flattens to HWC order, then reorders."""
+    _, chw = _hwc_csv(tmp_path)
+    imgs = chw.reshape((2,) + HWC_SHAPE[1:]).transpose(0, 2, 3, 1) / 400
+    p = tmp_path / "d.npz"
+    np.savez(p, x=imgs, y=np.array([0, 1]))
+    s = load_samples(p, n_inputs=24, n_classes=2, layout="hwc", input_shape=HWC_SHAPE)
+    np.testing.assert_allclose(s.x, chw / 400)
+
+
+def test_hwc_single_channel_is_identity(tmp_path: Path) -> None:
+    x, y = _data()
+    p = _npz(tmp_path, x, y)
+    s = _load(p, layout="hwc", input_shape=(1, 1, 2, 3))
+    np.testing.assert_array_equal(s.x, x)
+
+
+@pytest.mark.parametrize(("shape", "message"), [
+    (None, r"layout 'hwc' needs the model's input shape"),
+    ((1, 6), r"needs a model with a rank-4 NCHW input \(1, C, H, W\), this one takes \(1, 6\)"),
+    ((1, 3, 2), r"rank-4 NCHW input .* takes \(1, 3, 2\)"),
+    ((2, 3, 1, 1), r"rank-4 NCHW input .* takes \(2, 3, 1, 1\)"),
+    ((1, 3, 2, 2), r"input shape \(1, 3, 2, 2\) has 12 values but the model has 6 inputs"),
+])
+def test_hwc_layout_rejects_shapes(tmp_path: Path, shape: tuple[int, ...] | None,
+                                   message: str) -> None:
+    x, y = _data()
+    with pytest.raises(InputError, match=message):
+        _load(_npz(tmp_path, x, y), layout="hwc", input_shape=shape)
+
+
+def test_unknown_layout(tmp_path: Path) -> None:
+    x, y = _data()
+    with pytest.raises(InputError, match=r"unknown data layout 'nhwc': expected one of chw, hwc"):
+        _load(_npz(tmp_path, x, y), layout="nhwc", input_shape=(1, 3, 1, 2))
+
+
+def test_hwc_errors_name_file_positions(tmp_path: Path) -> None:
+    """Errors about values name the input by its column in the file, before reordering."""
+    x = np.full((2, 24), 0.5)
+    x[1, 5] = 2.0  # stored pixel (0, 1), channel 2; model input 2 * 8 + 1 = 17
+    p = _npz(tmp_path, x, np.array([0, 1]))
+    with pytest.raises(InputError, match=r"sample 1, input 5 = 2 is outside \[0, 1\]"):
+        load_samples(p, n_inputs=24, n_classes=2, layout="hwc", input_shape=HWC_SHAPE)
+    with pytest.raises(InputError, match="have 24 input values but the model has 12 inputs"):
+        load_samples(p, n_inputs=12, n_classes=2, layout="hwc", input_shape=(1, 3, 2, 2))
+
+
+def test_cifar_shared_csv_layout() -> None:
+    """cifar_100.csv is HWC: after reordering, channel 0 of image 0 holds its red values."""
+    if not CIFAR_CSV.is_file():
+        pytest.skip(f"shared data absent: {CIFAR_CSV}")
+    raw = np.loadtxt(CIFAR_CSV, delimiter=",", max_rows=3)
+    s = load_samples(CIFAR_CSV, n_inputs=3072, n_classes=10, scale=255, samples=3,
+                     layout="hwc", input_shape=(1, 3, 32, 32))
+    imgs = s.x.reshape(3, 3, 32, 32)
+    np.testing.assert_array_equal(imgs[:, 0].reshape(3, -1), raw[:, 1::3] / 255)
+    np.testing.assert_array_equal(imgs[:, 2, 5, 7], raw[:, 1 + (5 * 32 + 7) * 3 + 2] / 255)
+    assert list(s.y) == raw[:, 0].astype(int).tolist()
 
 
 # ----------------------------------------------------------------------------- errors
@@ -276,7 +377,7 @@ def test_csv_not_utf8(tmp_path: Path) -> None:
 def test_errors_are_one_line(tmp_path: Path) -> None:
     p = tmp_path / "d.npz"
     p.write_bytes(b"PK\x03\x04 truncated zip\nwith newline")
-    with pytest.raises(InputError) as info:
+    with pytest.raises(InputError, match="cannot read") as info:
         _load(p)
     assert "\n" not in str(info.value)
 

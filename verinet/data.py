@@ -14,7 +14,12 @@ Three formats, chosen by the file extension (case-insensitive):
     field is not a number is a header and is skipped.
 
 Inputs are returned in *raw* input space (any ``--mean/--std`` normalisation is part of
-the network), as float64, after dividing by ``scale`` when given.  They must lie in
+the network), as float64, after dividing by ``scale`` when given, flattened in the
+model's input order.  ``layout`` says how each stored sample's values are ordered:
+``"chw"`` (the default) means already in the model's flat input order, taken as they
+are; ``"hwc"`` means (row, column, channel) interleaved, as in DeepPAC's
+``cifar_100.csv``, and each sample is transposed to the (channel, row, column) order of
+a model with an NCHW input of shape ``(1, C, H, W)`` (``input_shape``).  They must lie in
 ``[0, 1]`` because every L-inf ball is clipped to that domain.  Every problem is reported
 as a one-line :class:`~verinet.types.InputError` naming the file and the sample (0-based
 index in the file) or line (1-based) at fault.
@@ -37,6 +42,7 @@ from verinet.types import InputError, frozen_array
 logger = logging.getLogger(__name__)
 
 FORMATS = (".npz", ".npy", ".csv")
+LAYOUTS = ("chw", "hwc")
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,32 @@ def _check_options(scale: float | None, samples: int | None, start: int) -> None
         raise InputError(f"the number of samples must be positive, got {samples}")
     if start < 0:
         raise InputError(f"the first sample index must be >= 0, got {start}")
+
+
+def layout_order(layout: str | None, input_shape: tuple[int, ...] | None,
+                 n_inputs: int) -> np.ndarray | None:
+    """The permutation taking a stored sample to the model's flat input order (index
+    ``k`` of the model's input is value ``order[k]`` of the stored sample), or None when
+    the samples are stored in the model's order (``layout`` ``"chw"`` or None)."""
+    if layout is None or layout == "chw":
+        return None
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown data layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if input_shape is None:
+        raise InputError(f"data layout {layout!r} needs the model's input shape")
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 4 or shape[0] != 1:
+        raise InputError(
+            f"data layout {layout!r} needs a model with a rank-4 NCHW input (1, C, H, W), "
+            f"this one takes {shape}"
+        )
+    c, h, w = shape[1:]
+    if c * h * w != n_inputs:
+        raise InputError(
+            f"data layout {layout!r}: the model's input shape {shape} has {c * h * w} values "
+            f"but the model has {n_inputs} inputs"
+        )
+    return np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
 
 
 def _check_file(path: str | os.PathLike[str]) -> Path:
@@ -283,15 +315,24 @@ def load_samples(
     scale: float | None = None,
     samples: int | None = None,
     start: int = 0,
+    layout: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Samples:
     """Load and validate labelled samples (see the module docstring for the formats).
 
     Every sample of the file is checked (feature count == ``n_inputs``, finite values,
     integer labels in ``[0, n_classes)``, values in ``[0, 1]`` after dividing by
     ``scale``); then samples ``start .. start + samples - 1`` are returned (all from
-    ``start`` when ``samples`` is None; fewer when the file ends first).
+    ``start`` when ``samples`` is None; fewer when the file ends first).  Errors name
+    inputs by their position in the file.
+
+    ``layout`` ``"hwc"`` reorders every sample from (row, column, channel) to the
+    (channel, row, column) order of the model's NCHW ``input_shape`` ``(1, C, H, W)``
+    (e.g. ``model.network.input_shape``); ``"chw"`` or None (the default) keeps the
+    stored order.
     """
     _check_options(scale, samples, start)
+    order = layout_order(layout, input_shape, n_inputs)
     p = _check_file(path)
     x, y = _READERS[p.suffix.lower()](p)
     _check_values(p, x, y, n_inputs, n_classes)
@@ -304,5 +345,9 @@ def load_samples(
     stop = n if samples is None else min(n, start + samples)
     if samples is not None and start + samples > n:
         logger.info("%s: only %d of the %d requested samples exist", p, stop - start, samples)
-    logger.info("loaded samples %d..%d of %s (%d inputs)", start, stop - 1, p, n_inputs)
-    return Samples(x[start:stop], y[start:stop].astype(np.int64), str(p), start)
+    x = x[start:stop]
+    if order is not None:
+        x = x[:, order]
+    logger.info("loaded samples %d..%d of %s (%d inputs, layout %s)", start, stop - 1, p,
+                n_inputs, layout or "chw")
+    return Samples(x, y[start:stop].astype(np.int64), str(p), start)
