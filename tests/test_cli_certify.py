@@ -140,3 +140,86 @@ def test_clever_next_to_the_sandwich(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     back = read_json(out)
     assert [s.clever is not None for s in back.samples] == ["clever" in s for s in d["samples"]]
+
+
+# ----------------------------------------------------------------------------- data layout
+
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # CIFAR-10, per channel
+
+
+def _nchw_linear(tmp_path: Path, w: np.ndarray) -> Path:
+    """An ONNX model on a (1, 3, 2, 2) input: Flatten (channel, row, col), then x @ w.T."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"], axis=1),
+         helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)], "nchw",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, w.shape[0]])],
+        [numpy_helper.from_array(w.astype(np.float32), "w"),
+         numpy_helper.from_array(np.zeros(w.shape[0], np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    p = tmp_path / "nchw.onnx"
+    onnx.save(model, p)
+    return p
+
+
+def _hwc_data(tmp_path: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """Pixel images (0..255) stored as CSV rows in (row, col, channel) order, labelled with
+    the model's class on the CHW-ordered, per-channel normalised image."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(4, 12))
+    chw = rng.integers(0, 256, size=(12, 3, 2, 2))
+    norm = (chw / 255 - np.array(MEAN)[:, None, None]) / np.array(STD)[:, None, None]
+    y = (norm.reshape(12, -1) @ w.T).argmax(axis=1)
+    hwc = chw.transpose(0, 2, 3, 1).reshape(12, -1)
+    # read without the transposition, some images get another class
+    wrong = ((hwc.reshape(12, 3, 2, 2) / 255 - np.array(MEAN)[:, None, None])
+             / np.array(STD)[:, None, None]).reshape(12, -1) @ w.T
+    assert (wrong.argmax(axis=1) != y).any()
+    data = tmp_path / "hwc.csv"
+    np.savetxt(data, np.column_stack([y, hwc]), delimiter=",", fmt="%d")
+    return _nchw_linear(tmp_path, w), data, y, wrong.argmax(axis=1) == y
+
+
+def test_hwc_layout_and_per_channel_normalisation(tmp_path: Path) -> None:
+    model, data, _, agree = _hwc_data(tmp_path)
+    norm = ["--mean", ",".join(map(str, MEAN)), "--std", ",".join(map(str, STD))]
+    status = {}
+    for layout in ("hwc", "chw"):
+        out = tmp_path / f"{layout}.json"
+        rc = main(["certify", str(model), "--data", str(data), "--scale", "255", *norm,
+                   "--layout", layout, "--eps", "0.001", "--timeout", "5", "--attacks", "fmn",
+                   "--out", str(out), "--no-progress"])
+        assert rc == 0
+        d = json.loads(out.read_text())
+        _check_schema(d)
+        status[layout] = [s["status"] == "misclassified" for s in d["samples"]]
+    assert not any(status["hwc"])  # every label is the model's class on the CHW image
+    assert status["chw"] == list(~agree)  # the stored order misreads the others
+
+
+@pytest.mark.parametrize("command", ["certify", "pac", "clever", "roby", "study"])
+def test_hwc_layout_needs_an_nchw_model(command: str, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command that reads samples takes --layout; a flat (1, 64) model is refused."""
+    extra = {"certify": ["--eps", "0.02"], "pac": ["--eps", "0.02"]}.get(command, [])
+    rc = main([command, str(examples.model_path()), "--data", str(examples.data_path()),
+               "--layout", "hwc", *extra])
+    line = _one_line_error(capsys, 2, rc)
+    assert "needs a model with a rank-4 NCHW input (1, C, H, W), this one takes (1, 64)" in line
+
+
+def test_hwc_layout_size_mismatch_and_bad_choice(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    model, data, _, _ = _hwc_data(tmp_path)
+    short = tmp_path / "short.csv"
+    short.write_text("0," + ",".join(["1"] * 11) + "\n")
+    rc = main(["roby", str(model), "--data", str(short), "--scale", "255", "--layout", "hwc"])
+    line = _one_line_error(capsys, 2, rc)
+    assert "samples have 11 input values but the model has 12 inputs" in line
+    with pytest.raises(SystemExit, match="2"):
+        main(["roby", str(model), "--data", str(data), "--layout", "nhwc"])
+    assert "invalid choice: 'nhwc'" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from verinet.cli_samples import add_layout_option
 from verinet.cliargs import number
 from verinet.types import InputError
 
@@ -44,6 +45,7 @@ def _data_options(p: argparse.ArgumentParser, floats: Any) -> None:
     p.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
     p.add_argument("--mean", type=floats, help="input normalisation mean (raw input space)")
     p.add_argument("--std", type=floats, help="input normalisation std")
+    add_layout_option(p)
     p.add_argument("--out", help="JSON report")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
     p.add_argument("--no-check", action="store_true",
@@ -92,7 +94,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
         model_path, data_path = args.model, args.data
     model = api.load_model(model_path, mean=args.mean, std=args.std, check=not args.no_check)
     data = load_samples(data_path, n_inputs=model.n_inputs, n_classes=model.n_outputs,
-                        scale=args.scale, samples=args.samples, start=args.start)
+                        scale=args.scale, samples=args.samples, start=args.start,
+                        layout=args.layout, input_shape=model.network.input_shape)
     return model, data, model_path, data_path
 
 

@@ -15,6 +15,16 @@ from verinet.types import InputError
 log = logging.getLogger("verinet")
 
 
+LAYOUT_HELP = ("order of each sample's values in the file: chw (default) = the model's own "
+               "flat input order, taken as is; hwc = (row, col, channel) interleaved, as in "
+               "CIFAR CSVs, reordered to the model's NCHW (1, C, H, W) input")
+
+
+def add_layout_option(c: argparse.ArgumentParser) -> None:
+    """``--layout chw|hwc`` (see :func:`verinet.data.load_samples`)."""
+    c.add_argument("--layout", choices=("chw", "hwc"), default="chw", help=LAYOUT_HELP)
+
+
 def add_sample_options(c: argparse.ArgumentParser, floats: Any, *, mean_help: str = "",
                        plot_help: str) -> None:
     """``MODEL``, ``--data``, sample selection, normalisation, outputs and run options."""
@@ -25,8 +35,10 @@ def add_sample_options(c: argparse.ArgumentParser, floats: Any, *, mean_help: st
     c.add_argument("--start", type=int, default=0, help="index of the first sample")
     c.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
     c.add_argument("--mean", type=floats,
-                   help="input normalisation mean (raw input space)" + mean_help)
-    c.add_argument("--std", type=floats, help="input normalisation std")
+                   help="input normalisation mean (raw input space; one value, or one per "
+                   "channel, comma separated)" + mean_help)
+    c.add_argument("--std", type=floats, help="input normalisation std (one, or per channel)")
+    add_layout_option(c)
     c.add_argument("--out", help="JSON report (rewritten after every sample)")
     c.add_argument("--csv", help="CSV report")
     c.add_argument("--plot", help=plot_help)
@@ -63,7 +75,8 @@ def eps_and_inputs(args: argparse.Namespace) -> tuple[float | None, Any, Any, st
     model_path, data_path = model_and_data(args)
     model = api.load_model(model_path, mean=args.mean, std=args.std, check=not args.no_check)
     data = load_samples(data_path, n_inputs=model.n_inputs, n_classes=model.n_outputs,
-                        scale=args.scale, samples=args.samples, start=args.start)
+                        scale=args.scale, samples=args.samples, start=args.start,
+                        layout=args.layout, input_shape=model.network.input_shape)
     return eps, model, data, model_path, data_path
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from verinet.cli_samples import add_layout_option
 from verinet.cliargs import number
 from verinet.types import InputError
 
@@ -37,6 +38,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     p.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
     p.add_argument("--mean", type=floats, help="input normalisation mean (every model)")
     p.add_argument("--std", type=floats, help="input normalisation std (every model)")
+    add_layout_option(p)
     p.add_argument("--eps", type=number, default=0.1,
                    help="L-inf radius of the attack success rates (default 0.1)")
     p.add_argument("--ifgsm-steps", type=int, default=20, help="I-FGSM steps (20)")
@@ -98,7 +100,8 @@ def cmd_study(args: argparse.Namespace) -> int:
                          m.onnx_eval) for n, p in zip(names, paths, strict=True)]
     first = models[0].network
     data = load_samples(data_path, n_inputs=first.n_inputs, n_classes=first.n_outputs,
-                        scale=args.scale, samples=args.samples, start=args.start)
+                        scale=args.scale, samples=args.samples, start=args.start,
+                        layout=args.layout, input_shape=first.input_shape)
     done: list[ModelMetrics] = []
 
     def partial(m: ModelMetrics) -> None:  # keep what is measured if a later model fails
