@@ -1,16 +1,24 @@
 """Convert an ERAN ConvSmall PyTorch state dict (DeepPAC's CNN1-3) to ONNX.
 
     python3 scripts/convert_convsmall.py ../shared/deeppac/models/convSmallRELU__Point.pth \\
-        /tmp/cnn1.onnx [--cifar]
+        /tmp/cnn1.onnx [--data ../shared/deeppac/extras/mnist_100.csv]
+    python3 scripts/convert_convsmall.py ../shared/deeppac/models/cifar_convSmallRELU__PGDK.pth \\
+        /tmp/cifar_convsmall.onnx --cifar [--data ../shared/deeppac/extras/cifar_100.csv]
 
 ConvSmall (``ConvSmallNetwork`` of the DeepPAC artifact): conv 16@4x4 stride 2 (no
 padding), ReLU, conv 32@4x4 stride 2, ReLU, flatten in (channel, row, col) order,
-linear 100, ReLU, linear 10.  MNIST input [1, 1, 28, 28], CIFAR [1, 3, 32, 32].  The
-network expects *normalised* inputs (MNIST mean 0.1307, std 0.3081): pass
-``--mean/--std`` to verinet, the ONNX file holds no normalisation.  The graph is built
-node by node with ``onnx.helper`` (opset 13, float32) and checked against a direct torch
-evaluation of the state dict on random inputs before it is written.  Nothing is copied
-into the repository: write the output somewhere outside it (or to a gitignored path).
+linear 100, ReLU, linear 10.  MNIST input [1, 1, 28, 28] (16x13x13, 32x5x5 = 800), CIFAR
+[1, 3, 32, 32] (16x15x15, 32x6x6 = 1152); the input is read off ``conv1.weight`` (1 or 3
+channels) and ``--cifar`` must agree with it.  The network expects *normalised* inputs:
+pass ``--mean/--std`` to verinet (MNIST 0.1307 / 0.3081; CIFAR per channel
+0.4914,0.4822,0.4465 / 0.2023,0.1994,0.2010), the ONNX file holds no normalisation.
+DeepPAC's ``cifar_100.csv`` stores pixels (row, col, RGB) interleaved: read it with
+``--layout hwc``.  The graph is built node by node with ``onnx.helper`` (opset 13,
+float32) and checked against a direct torch evaluation of the state dict on random
+inputs before it is written; ``--data CSV`` also compares ONNX (through
+``verinet.api.load_model``, normalisation prepended) and torch on the first ``--images``
+images of the CSV and prints the clean accuracy.  Nothing is copied into the repository:
+write the output somewhere outside it (or to a gitignored path).
 """
 
 from __future__ import annotations
@@ -25,6 +33,10 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
+MNIST_SHAPE, CIFAR_SHAPE = (1, 1, 28, 28), (1, 3, 32, 32)
+# the per-dataset input normalisation and the CSV layout of DeepPAC's data files
+NORMALISATION = {MNIST_SHAPE: ([0.1307], [0.3081], "chw"),
+                 CIFAR_SHAPE: ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010], "hwc")}
 KEYS = ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "linear1.weight",
         "linear1.bias", "linear2.weight", "linear2.bias")
 
@@ -35,6 +47,25 @@ def load_state(path: Path) -> dict[str, np.ndarray]:
     if missing:
         raise SystemExit(f"{path}: not a ConvSmall state dict (missing {', '.join(missing)})")
     return {k: sd[k].detach().cpu().numpy().astype(np.float32) for k in KEYS}
+
+
+def input_shape_of(state: dict[str, np.ndarray], cifar: bool | None = None) -> tuple[int, ...]:
+    """MNIST or CIFAR input from ``conv1``'s channels; ``cifar`` (when given) must agree,
+    and ``linear1`` must take the flattened ``conv2`` output (32 x 5 x 5 or 32 x 6 x 6)."""
+    channels = state["conv1.weight"].shape[1]
+    if channels not in (1, 3):
+        raise SystemExit(f"conv1 takes {channels} channels: neither MNIST (1) nor CIFAR (3)")
+    if cifar is not None and cifar != (channels == 3):
+        raise SystemExit(f"conv1 takes {channels} channel(s): this is "
+                         f"{'a CIFAR' if channels == 3 else 'an MNIST'} ConvSmall, "
+                         f"{'drop' if channels == 1 else 'pass'} --cifar")
+    shape = CIFAR_SHAPE if channels == 3 else MNIST_SHAPE
+    side = ((shape[2] - 4) // 2 + 1 - 4) // 2 + 1  # two 4x4 stride-2 convolutions
+    flat = state["conv2.weight"].shape[0] * side * side
+    if state["linear1.weight"].shape[1] != flat:
+        raise SystemExit(f"linear1 takes {state['linear1.weight'].shape[1]} inputs, the "
+                         f"convolutions give {flat} for input {shape}")
+    return shape
 
 
 def build_onnx(state: dict[str, np.ndarray], input_shape: tuple[int, ...]) -> onnx.ModelProto:
@@ -89,10 +120,11 @@ def check(model: onnx.ModelProto, state: dict[str, np.ndarray], input_shape: tup
     return err
 
 
-def convert(src: Path, dst: Path, cifar: bool = False) -> float:
-    """Write the ONNX model; returns the checked maximum deviation from torch."""
-    shape = (1, 3, 32, 32) if cifar else (1, 1, 28, 28)
+def convert(src: Path, dst: Path, cifar: bool | None = None) -> float:
+    """Write the ONNX model; returns the checked maximum deviation from torch.  The input
+    shape comes from the state dict (``cifar``, when given, must agree with it)."""
     state = load_state(src)
+    shape = input_shape_of(state, cifar)
     model = build_onnx(state, shape)
     err = check(model, state, shape)
     if err > 1e-4:
@@ -102,17 +134,52 @@ def convert(src: Path, dst: Path, cifar: bool = False) -> float:
     return err
 
 
+def check_images(src: Path, dst: Path, data: Path, images: int = 100) -> tuple[float, float, int]:
+    """``(max |onnx - torch|, clean accuracy, images)`` on the first ``images`` of a
+    DeepPAC CSV, read by :func:`verinet.data.load_samples` (scale 255, the dataset's
+    layout) and fed to the ONNX file through :func:`verinet.api.load_model` with the
+    dataset's normalisation; torch evaluates the state dict on the same inputs."""
+    from verinet import api
+    from verinet.data import load_samples
+
+    state = load_state(src)
+    shape = input_shape_of(state)
+    mean, std, layout = NORMALISATION[shape]
+    model = api.load_model(dst, mean=mean, std=std)
+    s = load_samples(data, n_inputs=model.n_inputs, n_classes=model.n_outputs, scale=255.0,
+                     samples=images, layout=layout, input_shape=model.network.input_shape)
+    assert model.onnx_eval is not None
+    y_onnx = model.onnx_eval(s.x)
+    m = np.array(mean).reshape(1, -1, 1, 1)
+    sd = np.array(std).reshape(1, -1, 1, 1)
+    x = ((s.x.reshape((-1,) + shape[1:]) - m) / sd).astype(np.float32)
+    y_torch = torch_reference(state, x)
+    err = float(np.max(np.abs(y_onnx - y_torch)))
+    return err, float(np.mean(y_onnx.argmax(axis=1) == s.y)), len(s)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("src", type=Path, help="ConvSmall state dict (.pth)")
     p.add_argument("dst", type=Path, help="ONNX file to write")
-    p.add_argument("--cifar", action="store_true", help="3x32x32 input (CIFAR ConvSmall)")
+    p.add_argument("--cifar", action="store_true",
+                   help="3x32x32 input (CIFAR ConvSmall); checked against the state dict, "
+                   "which decides the input either way")
+    p.add_argument("--data", type=Path,
+                   help="DeepPAC CSV (mnist_100.csv / cifar_100.csv): compare ONNX and torch "
+                   "on its images and print the clean accuracy")
+    p.add_argument("--images", type=int, default=100, help="images of --data (100)")
     args = p.parse_args(argv)
-    if not args.src.is_file():
-        print(f"not found: {args.src}", file=sys.stderr)
-        return 2
-    err = convert(args.src, args.dst, args.cifar)
-    print(f"wrote {args.dst} (max |onnx - torch| = {err:.2g})")
+    for f in (args.src, args.data):
+        if f is not None and not f.is_file():
+            print(f"not found: {f}", file=sys.stderr)
+            return 2
+    err = convert(args.src, args.dst, True if args.cifar else None)
+    print(f"wrote {args.dst} (max |onnx - torch| = {err:.2g} on random inputs)")
+    if args.data is not None:
+        err, acc, n = check_images(args.src, args.dst, args.data, args.images)
+        print(f"{args.data.name}, first {n} images: max |onnx - torch| = {err:.2g}, "
+              f"clean accuracy {acc:.0%}")
     return 0
 
 
