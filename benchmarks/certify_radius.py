@@ -4,9 +4,17 @@ how close each minimal-norm attack came to the exact radius, and the peak memory
 
     python3 benchmarks/certify_radius.py fnn1 [--samples 25] [--timeout 60] [--csv out.csv]
     python3 benchmarks/certify_radius.py mnist256x2
-    python3 benchmarks/certify_radius.py custom --model M.onnx --data D.csv --scale 255 ...
+    python3 benchmarks/certify_radius.py cnn1|cifar_convsmall [--cache benchmarks/models]
+    python3 benchmarks/certify_radius.py custom --model M.onnx --data D.csv --scale 255 \\
+        [--mean 0.4914 0.4822 0.4465 --std 0.2023 0.1994 0.2010 --layout hwc] ...
 
-Presets use the shared DeepPAC / VNN-COMP files by relative path (``../shared``).
+Presets use the shared DeepPAC / VNN-COMP files by relative path (``../shared``); a
+preset whose files are absent prints ``skipped: ...`` and exits 0.  ``cnn1`` is
+DeepPAC's CNN1 (ERAN ConvSmall, ``convSmallRELU__Point.pth``, MNIST, mean 0.1307 std
+0.3081) and ``cifar_convsmall`` the CIFAR ConvSmall (``cifar_convSmallRELU__PGDK.pth``,
+``cifar_100.csv`` read ``--layout hwc``, per-channel mean/std); both are PyTorch state
+dicts, converted to ONNX by ``scripts/convert_convsmall.py`` on first use into
+``--cache`` (default ``benchmarks/models/``, git-ignored) and reused after that.
 Each run is one process; peak memory is this process's max RSS.
 """
 
@@ -26,11 +34,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
 MNIST = SHARED / "deeppac" / "extras" / "mnist_100.csv"
+CIFAR = SHARED / "deeppac" / "extras" / "cifar_100.csv"
+DEEPPAC_MODELS = SHARED / "deeppac" / "models"
+CACHE = ROOT / "benchmarks" / "models"  # git-ignored
 PRESETS = {
-    "fnn1": dict(model=SHARED / "deeppac" / "models" / "mnist_FNN_1.onnx", data=MNIST,
+    "fnn1": dict(model=DEEPPAC_MODELS / "mnist_FNN_1.onnx", data=MNIST,
                  scale=255.0, mean=[0.1307], std=[0.3081]),
     "mnist256x2": dict(model=SHARED / "vnncomp" / "onnx" / "mnist-net_256x2.onnx", data=MNIST,
                        scale=255.0, mean=None, std=None),
+    # state dicts: converted to ONNX (``cache``/``onnx``) on first use
+    "cnn1": dict(model=DEEPPAC_MODELS / "convSmallRELU__Point.pth", onnx="cnn1.onnx",
+                 data=MNIST, scale=255.0, mean=[0.1307], std=[0.3081]),
+    "cifar_convsmall": dict(model=DEEPPAC_MODELS / "cifar_convSmallRELU__PGDK.pth",
+                            onnx="cifar_convsmall.onnx", data=CIFAR, scale=255.0,
+                            mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010],
+                            layout="hwc"),
 }
 
 
@@ -42,6 +60,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scale", type=float)
     p.add_argument("--mean", type=float, nargs="*")
     p.add_argument("--std", type=float, nargs="*")
+    p.add_argument("--layout", choices=("chw", "hwc"),
+                   help="order of the stored values (hwc: reordered to the model's NCHW input)")
+    p.add_argument("--cache", type=Path, default=CACHE,
+                   help="where converted ConvSmall ONNX files go (benchmarks/models)")
     p.add_argument("--samples", type=int, default=25)
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60.0)
@@ -51,6 +73,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--csv")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
+
+
+def model_file(cfg: dict, cache: Path) -> Path:
+    """The ONNX file of a preset: as given, or its state dict converted into ``cache``
+    (once; a later run reuses the file)."""
+    src = Path(cfg["model"])
+    if "onnx" not in cfg:
+        return src
+    dst = cache / cfg["onnx"]
+    if not dst.is_file():
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from convert_convsmall import convert
+
+        err = convert(src, dst)
+        print(f"converted {src.name} -> {dst} (max |onnx - torch| {err:.2g})")
+    return dst
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,15 +103,23 @@ def main(argv: list[str] | None = None) -> int:
     from verinet.data import load_samples
 
     cfg = dict(PRESETS.get(args.preset, {}))
-    for key in ("model", "data", "scale", "mean", "std"):
+    if args.model is not None:
+        cfg.pop("onnx", None)  # --model is an ONNX file
+    for key in ("model", "data", "scale", "mean", "std", "layout"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    if not Path(cfg["model"]).is_file():
-        print(f"skipped: {cfg['model']} not found")
-        return 0
-    model = api.load_model(cfg["model"], mean=cfg["mean"], std=cfg["std"])
+    for key in ("model", "data"):
+        if cfg.get(key) is None:
+            print(f"custom needs --{key}", file=sys.stderr)
+            return 2
+        if not Path(cfg[key]).is_file():
+            print(f"skipped: {cfg[key]} not found")
+            return 0
+    onnx_path = model_file(cfg, args.cache)
+    model = api.load_model(onnx_path, mean=cfg.get("mean"), std=cfg.get("std"))
     data = load_samples(cfg["data"], n_inputs=model.n_inputs, n_classes=model.n_outputs,
-                        scale=cfg["scale"], samples=args.samples, start=args.start)
+                        scale=cfg.get("scale"), samples=args.samples, start=args.start,
+                        layout=cfg.get("layout"), input_shape=model.network.input_shape)
     opts = CertifyOptions(eps=args.eps, radius=True, timeout=args.timeout,
                           tolerance=args.tolerance, milp=not args.no_milp)
     t0 = time.monotonic()
@@ -85,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
 
     report = certify(model.network, model.onnx_eval, data.x, data.y, opts,
-                     model_name=str(cfg["model"]), data_name=str(cfg["data"]),
+                     model_name=str(onnx_path), data_name=str(cfg["data"]),
                      indices=data.indices, progress=progress)
     _summary(report, args, time.monotonic() - t0)
     if args.csv:
