@@ -25,9 +25,10 @@ from verinet.spec.property import Halfspaces, Property, Term
 from verinet.types import Box, Status
 from verinet.verify.deadline import Deadline
 from verinet.verify.portfolio import VerifyOptions, verify
-from verinet.verify.star import StarOptions, star_verify
-from verinet.verify.star_lp import Cons, PolyLp
-from verinet.verify.star_relax import Relaxer
+from verinet.verify.star import StarJob, StarOptions, star_verify, worker_count
+from verinet.verify.star.lp import Cons, PolyLp
+from verinet.verify.star.relax import Relaxer
+from verinet.verify.star.search import Search
 from verinet.verify.witness import Replayer
 
 MARGIN = 1e-6
@@ -185,13 +186,11 @@ def test_parallel_search_shares_work_and_counts_it():
 
 
 def test_worker_error_reaches_the_parent(monkeypatch):
-    import verinet.verify.star as star_mod
-
     def boom(self, star, stack):
         raise RuntimeError("worker failed")
 
     _, net, prop = _centre_robustness(1, [3, 8, 2])
-    monkeypatch.setattr(star_mod._Search, "_advance", boom)
+    monkeypatch.setattr(Search, "advance", boom)
     with pytest.raises(RuntimeError, match="worker failed"):
         star_verify(to_chain(net), prop, Replayer(net, prop, None), Deadline(10.0),
                     options=PARALLEL)
@@ -215,8 +214,6 @@ def test_input_bab_beside_star_matches_oracle(seed, short_bab):
 
 
 def test_star_job_cancel_stops_workers():
-    from verinet.verify.star_pool import StarJob
-
     _, net, prop = _centre_robustness(0, [5, 40, 40, 40, 5], scale=0.5)
     job = StarJob(to_chain(net), prop, Replayer(net, prop, None), Deadline(60.0),
                   [0, 1, 2, 3], PARALLEL, workers=2)
@@ -224,7 +221,7 @@ def test_star_job_cancel_stops_workers():
     t0 = time.monotonic()
     job.cancel()
     assert time.monotonic() - t0 < 2.0
-    assert not job._pool.pool._pool or all(not p.is_alive() for p in job._pool.pool._pool)
+    assert job.alive_workers() == 0
 
 
 def test_star_options_are_checked():
@@ -263,8 +260,6 @@ def test_acas_star_end_to_end(row):
 def test_no_fork_means_one_worker(monkeypatch):
     """Where processes cannot be forked (Windows) the search runs in this process."""
     import multiprocessing
-
-    from verinet.verify.star import worker_count
 
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     assert worker_count(0) == 1 and worker_count(4) == 1

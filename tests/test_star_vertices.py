@@ -1,5 +1,5 @@
 """Vertex sets of star polytopes and the bounds certified from them
-(:mod:`verinet.verify.star_vertices`): always below the LP minimum, exact when Qhull
+(:mod:`verinet.verify.star.vertices`): always below the LP minimum, exact when Qhull
 gives the vertices, and sound whatever the multipliers are."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from verinet.verify.star_vertices import (
+from verinet.verify.star.vertices import (
     MAX_DIM,
     PolyBounds,
     Vertices,

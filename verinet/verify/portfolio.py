@@ -38,8 +38,7 @@ from verinet.verify.deadline import Deadline
 from verinet.verify.input_bab import InputBabOptions, input_bab
 from verinet.verify.relu_bab import ReluBabOptions, relu_bab
 from verinet.verify.result import TermOutcome, VerificationResult
-from verinet.verify.star import StarOptions, StarOutcome, star_verify, worker_count
-from verinet.verify.star_pool import StarJob
+from verinet.verify.star import StarJob, StarOptions, StarOutcome, star_verify, worker_count
 from verinet.verify.witness import OnnxEval, Replayer
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,13 @@
 """CROWN back-substitution from a partially processed star onto the input variables.
 
-Used by :mod:`verinet.verify.star` as its over-approximation.  The star sits at ReLU layer
-``k`` with pre-activations ``z_k = M x + c`` exact on its polytope; the rows in ``done``
-are already post-activations (exact), the others are relaxed on their sound bounds
-``[lb, ub]`` (upper line ``ub (z - lb) / (ub - lb)``, lower line ``z`` or ``0``, CROWN's
-adaptive choice).  Each later layer's pre-activation bounds come from back-substituting
-``+-I`` down to ``x`` and taking the minimum over the star's box; the spec rows ``A y - b``
-are back-substituted the same way and returned as linear functions ``L x + l0`` (the
-caller minimises them over the star's polytope).
+Used by :mod:`verinet.verify.star.search` as its over-approximation.  The star sits at
+ReLU layer ``k`` with pre-activations ``z_k = M x + c`` exact on its polytope; the rows
+in ``done`` are already post-activations (exact), the others are relaxed on their sound
+bounds ``[lb, ub]`` (upper line ``ub (z - lb) / (ub - lb)``, lower line ``z`` or ``0``,
+CROWN's adaptive choice).  Each later layer's pre-activation bounds come from
+back-substituting ``+-I`` down to ``x`` and taking the minimum over the star's box; the
+spec rows ``A y - b`` are back-substituted the same way and returned as linear functions
+``L x + l0`` (the caller minimises them over the star's polytope).
 
 Tolerance: float64; every returned constant carries the magnitude ``mag`` of the terms
 summed into it, and intermediate bounds are widened by ``1e-10 * magnitude + 1e-12``
@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from verinet.verify.star_lp import fp_slack
+from verinet.verify.star.lp import fp_slack
+from verinet.verify.star.state import Bounds
 
-Bounds = tuple[np.ndarray, np.ndarray]
 Relax = tuple[np.ndarray, np.ndarray, np.ndarray]  # lower slope, upper slope, upper intercept
 
 

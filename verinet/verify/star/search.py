@@ -8,7 +8,7 @@ layers neuron by neuron:
 * a neuron whose pre-activation is ``>= 0`` (``<= 0``) on ``P`` is active (its row is kept,
   resp. zeroed); cheap sound bounds first (the affine row over the star's box, intersected
   with the bounds an earlier over-approximation gave), then certified bounds over ``P``:
-  from ``P``'s vertices (:mod:`verinet.verify.star_vertices`: Qhull gives them, weak
+  from ``P``'s vertices (:mod:`verinet.verify.star.vertices`: Qhull gives them, weak
   duality on each minimising vertex's active set certifies the bound), or from LPs where
   no vertex set is known (a flat polytope, Qhull failing, fewer than 2 free inputs);
 * a neuron that still crosses 0 splits the star into ``P & {z_j <= 0}`` (row zeroed) and
@@ -24,7 +24,7 @@ measured on ACAS Xu 4_7 property 1, one worker: 1,003 stars and 3.2 s against 4,
 and 12.3 s with box bounds and LPs), which gives for
 every row ``i`` of a term a linear function with ``A_i f(x) - b_i >= L_i x + l_i`` on
 ``P``.  A term is unreachable on the star when ``min_{x in P} max_i (L_i x + l_i) > 0``
-(certified by an LP's dual, see :mod:`verinet.verify.star_lp`); a star with no reachable
+(certified by an LP's dual, see :mod:`verinet.verify.star.lp`); a star with no reachable
 term left is dropped.  At the output the map is exact, so the same LP with ``L = A M``
 decides the term on the star: a certified positive minimum proves it, otherwise the LP's
 minimiser is a candidate that must pass :class:`~verinet.verify.witness.Replayer`
@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -51,9 +52,11 @@ from verinet.ir.chain import Chain
 from verinet.spec.property import Property
 from verinet.types import Counterexample
 from verinet.verify.deadline import Deadline
-from verinet.verify.star_lp import Cons, PolyLp, fp_slack
-from verinet.verify.star_relax import Relaxer
-from verinet.verify.star_vertices import MAX_DIM, PolyBounds, inner_point, vertex_set
+from verinet.verify.star.box import box_corners, interval, tighten_box
+from verinet.verify.star.lp import Cons, PolyLp, fp_slack
+from verinet.verify.star.relax import Relaxer
+from verinet.verify.star.state import Bounds, Star, StarOptions, StarOutcome, Stats
+from verinet.verify.star.vertices import MAX_DIM, PolyBounds, inner_point, vertex_set
 from verinet.verify.witness import Replayer
 
 log = logging.getLogger(__name__)
@@ -61,71 +64,19 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 5.0  # seconds between progress log lines
 MAX_POINTS = 64  # known points kept per star
 
-Bounds = tuple[np.ndarray, np.ndarray]
 
+class Finisher(Protocol):
+    """What finishes a search on other processes from its open stars: (counterexample,
+    finished), with the meaning of :meth:`Search.run`
+    (:class:`~verinet.verify.star.pool.StarPool`)."""
 
-@dataclass(frozen=True)
-class StarOptions:
-    """``overapprox``: run the CROWN over-approximation before each split (``"crown"``)
-    or never (``"none"``, pure enumeration).  ``max_stars``: give up (not proven) after
-    this many stars."""
-
-    overapprox: str = "crown"
-    contract: bool = True
-    vertices: bool = True     # certified bounds from the polytope's vertices (else LPs)
-    tighten_layer: bool = False
-    max_stars: int = 5_000_000
-    workers: int = 0          # processes for the search; 0: every usable core
-    serial_s: float = 0.5     # search alone this long before starting workers
-    slice_s: float = 0.25     # a worker hands its stack back after this long
-
-    def __post_init__(self) -> None:
-        if self.overapprox not in ("crown", "none"):
-            raise ValueError(f"unknown over-approximation {self.overapprox!r}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
-        if not (self.serial_s >= 0.0 and self.slice_s > 0.0):
-            raise ValueError("serial_s must be >= 0 and slice_s > 0")
-
-
-@dataclass(frozen=True)
-class StarOutcome:
-    """``proven`` is True iff every listed term was shown unreachable."""
-
-    proven: bool
-    counterexample: Counterexample | None
-    stars: int          # stars created (root + one per split)
-    leaves: int         # stars that reached the output layer
-    lps: int            # LP solves
-    overapprox: int     # over-approximation passes
-    dropped: int        # stars dropped by an over-approximation
-    unresolved: int     # output stars neither proven nor confirmed
-
-
-@dataclass(frozen=True)
-class _Star:
-    """A star waiting on the stack: at ReLU layer ``layer``, the neurons in ``done`` are
-    processed (their rows of ``M, c`` are post-activations).
-
-    ``prior[i]`` are sound bounds over the star of ReLU layer ``layer + i`` (or None)."""
-
-    layer: int
-    done: np.ndarray
-    M: np.ndarray
-    c: np.ndarray
-    cons: Cons | None
-    lo: np.ndarray
-    hi: np.ndarray
-    prior: tuple[Bounds | None, ...]
-    terms: tuple[int, ...]
-    pts: np.ndarray  # points known to lie in the star (hints for phase decisions)
-    ext: np.ndarray  # (2d, d) the parent's minimisers/maximisers of each x_i (nan: none)
-    inner: np.ndarray | None  # a point strictly inside the polytope (None: not known)
+    def run(self, search: Search, stack: list[Star]) -> tuple[Counterexample | None, bool]:
+        ...
 
 
 @dataclass
 class _Cur:
-    """The star being advanced (mutable, local to ``_Search._advance``)."""
+    """The star being advanced (mutable, local to ``Search.advance``)."""
 
     k: int
     done: np.ndarray
@@ -142,43 +93,8 @@ class _Cur:
     vs: PolyBounds | None = None  # bounds from the polytope's vertices (None: LPs)
 
 
-@dataclass
-class _Stats:
-    stars: int = 1
-    leaves: int = 0
-    overapprox: int = 0
-    dropped: int = 0
-    unresolved: int = 0
-
-
-def star_verify(
-    chain: Chain,
-    prop: Property,
-    replayer: Replayer,
-    deadline: Deadline,
-    terms: list[int] | None = None,
-    options: StarOptions = StarOptions(),
-) -> StarOutcome:
-    """Prove the listed terms unreachable or find a confirmed counterexample."""
-    searches = prepare_searches(chain, prop, replayer, deadline, terms, options)
-    pool = None
-    try:
-        def get_pool():  # forked on first need, from this thread
-            nonlocal pool
-            if pool is None:
-                from verinet.verify.star_pool import StarPool
-
-                pool = StarPool(searches, worker_count(options.workers))
-            return pool
-
-        return drive(searches, get_pool if worker_count(options.workers) > 1 else None)
-    finally:
-        if pool is not None:
-            pool.close()
-
-
 def prepare_searches(chain: Chain, prop: Property, replayer: Replayer, deadline: Deadline,
-                     terms: list[int] | None, options: StarOptions) -> list[_Search]:
+                     terms: list[int] | None, options: StarOptions) -> list[Search]:
     """One search per distinct input box of the listed terms (sharing one counter)."""
     if not chain.is_relu:
         raise ValueError("star-set verification needs a ReLU chain")
@@ -187,89 +103,33 @@ def prepare_searches(chain: Chain, prop: Property, replayer: Replayer, deadline:
     for t in terms:
         box = prop.terms[t].box
         groups.setdefault((box.lower.tobytes(), box.upper.tobytes()), []).append(t)
-    stats = _Stats(stars=0)
-    return [_Search(chain, prop, replayer, deadline, group, options, stats, index=i)
+    stats = Stats(stars=0)
+    return [Search(chain, prop, replayer, deadline, group, options, stats, index=i)
             for i, group in enumerate(groups.values())]
 
 
-def drive(searches: list[_Search], get_pool) -> StarOutcome:
+def drive(searches: list[Search], get_pool: Callable[[], Finisher] | None) -> StarOutcome:
     """Run the searches one after the other (``get_pool``: None for serial only, else
-    a callable giving the :class:`~verinet.verify.star_pool.StarPool` to finish on)."""
-    stats = searches[0].stats if searches else _Stats(stars=0)
+    a callable giving the :class:`~verinet.verify.star.pool.StarPool` to finish on)."""
+    stats = searches[0].stats if searches else Stats(stars=0)
     lps = 0
     proven = True
     for search in searches:
         cex, done = search.run(get_pool)
         lps += search.lp.solves + search.worker_lps
         if cex is not None:
-            return _outcome(False, cex, stats, lps)
+            return stats.outcome(False, cex, lps)
         if not done:
             proven = False
             break
-    return _outcome(proven and stats.unresolved == 0, None, stats, lps)
+    return stats.outcome(proven and stats.unresolved == 0, None, lps)
 
 
-def worker_count(requested: int) -> int:
-    """``requested`` processes, or every usable core for 0 (always 1 where processes
-    cannot be forked, e.g. on Windows)."""
-    import multiprocessing
-
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    if requested > 0:
-        return requested
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _outcome(proven: bool, cex: Counterexample | None, s: _Stats, lps: int) -> StarOutcome:
-    return StarOutcome(proven, cex, s.stars, s.leaves, lps, s.overapprox, s.dropped,
-                       s.unresolved)
-
-
-def _interval(M: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Bounds:
-    """Sound range of every row of ``M x + c`` over the box."""
-    mid, rad = (lo + hi) / 2.0, (hi - lo) / 2.0
-    centre = M @ mid + c
-    spread = np.abs(M) @ rad
-    slack = fp_slack(1.0) + 1e-10 * (np.abs(M) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(c))
-    return centre - spread - slack, centre + spread + slack
-
-
-def _corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Every vertex of the box (fixed coordinates once)."""
-    free = np.flatnonzero(hi > lo)
-    bits = (np.arange(2 ** free.size)[:, None] >> np.arange(free.size)) & 1
-    pts = np.repeat(lo[None, :], bits.shape[0], axis=0)
-    pts[:, free] = np.where(bits == 1, hi[free], lo[free])
-    return pts
-
-
-def _tighten_box(lo: np.ndarray, hi: np.ndarray, a: np.ndarray, beta: float) -> Bounds:
-    """The box of ``{x in [lo, hi] : a . x <= beta}`` by one round of bound propagation
-    (widened by the rounding slack; a coordinate that would become empty is kept)."""
-    contrib = np.minimum(a * lo, a * hi)
-    total = float(contrib.sum())
-    mag = float(np.abs(a) @ np.maximum(np.abs(lo), np.abs(hi))) + abs(beta)
-    rest = beta - (total - contrib) + fp_slack(mag)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lim = rest / a
-    new_lo, new_hi = lo.copy(), hi.copy()
-    pos, neg = a > 0, a < 0
-    new_hi[pos] = np.minimum(hi[pos], lim[pos])
-    new_lo[neg] = np.maximum(lo[neg], lim[neg])
-    bad = new_lo > new_hi
-    new_lo[bad], new_hi[bad] = lo[bad], hi[bad]
-    return new_lo, new_hi
-
-
-class _Search:
+class Search:
     """Depth-first star enumeration for the terms of one input box."""
 
     def __init__(self, chain: Chain, prop: Property, replayer: Replayer, deadline: Deadline,
-                 terms: list[int], options: StarOptions, stats: _Stats, index: int = 0) -> None:
+                 terms: list[int], options: StarOptions, stats: Stats, index: int = 0) -> None:
         self.index = index  # position among the searches sharing a worker pool
         self.chain, self.prop, self.replayer = chain, prop, replayer
         self.deadline, self.options, self.stats = deadline, options, stats
@@ -292,15 +152,16 @@ class _Search:
 
     # ------------------------------------------------------------------ driver
 
-    def run(self, get_pool=None) -> tuple[Counterexample | None, bool]:
+    def run(self, get_pool: Callable[[], Finisher] | None = None
+            ) -> tuple[Counterexample | None, bool]:
         """(counterexample, finished): finished means every star was processed.  After
         ``serial_s`` seconds the rest of the stack goes to the worker processes of
-        ``get_pool()`` (:mod:`verinet.verify.star_pool`), if given."""
+        ``get_pool()`` (:mod:`verinet.verify.star.pool`), if given."""
         W0, b0 = self.affines[0]
-        root = _Star(0, np.zeros(W0.shape[0], dtype=bool), W0.copy(), b0.copy(), None,
-                     self.box_lo, self.box_hi, (), self.terms, np.zeros((0, self.box_lo.size)),
-                     np.full((2 * self.box_lo.size, self.box_lo.size), np.nan),
-                     (self.box_lo + self.box_hi) / 2.0 if self._use_vertices() else None)
+        root = Star(0, np.zeros(W0.shape[0], dtype=bool), W0.copy(), b0.copy(), None,
+                    self.box_lo, self.box_hi, (), self.terms, np.zeros((0, self.box_lo.size)),
+                    np.full((2 * self.box_lo.size, self.box_lo.size), np.nan),
+                    (self.box_lo + self.box_hi) / 2.0 if self._use_vertices() else None)
         self.stats.stars += 1
         stack = [root]
         go_parallel = self.deadline.elapsed() + self.options.serial_s
@@ -310,7 +171,7 @@ class _Search:
             self.report(len(stack))
             if get_pool is not None and self.deadline.elapsed() >= go_parallel:
                 return get_pool().run(self, stack)
-            cex = self._advance(stack.pop(), stack)
+            cex = self.advance(stack.pop(), stack)
             if cex is not None:
                 return cex, True
         return None, not self.deadline.expired()
@@ -329,7 +190,7 @@ class _Search:
                      stack_size, self.deadline.elapsed())
             self.next_report += PROGRESS_EVERY
 
-    def _advance(self, star: _Star, stack: list[_Star]) -> Counterexample | None:
+    def advance(self, star: Star, stack: list[Star]) -> Counterexample | None:
         """Process one star to the output, pushing the siblings of every split."""
         cur = _Cur(star.layer, star.done.copy(), star.M.copy(), star.c.copy(), star.cons,
                    star.lo, star.hi, star.prior, star.terms, star.pts, star.ext, star.inner)
@@ -337,7 +198,7 @@ class _Search:
         if self.options.contract and cur.cons is not None:
             self._contract(cur)
         while cur.k < self.n_relu:
-            lb, ub = _interval(cur.M, cur.c, cur.lo, cur.hi)
+            lb, ub = interval(cur.M, cur.c, cur.lo, cur.hi)
             if cur.prior and cur.prior[0] is not None:
                 lb = np.maximum(lb, cur.prior[0][0])
                 ub = np.minimum(ub, cur.prior[0][1])
@@ -378,7 +239,7 @@ class _Search:
 
     def _contract(self, cur: _Cur) -> None:
         """Shrink the star's box to the certified bounding box of its polytope: from its
-        vertices when Qhull gives them (:mod:`verinet.verify.star_vertices`), else by
+        vertices when Qhull gives them (:mod:`verinet.verify.star.vertices`), else by
         LPs.  An extreme point of the parent that satisfies the newest split row stays
         extreme, so only the cut-off ones are solved again (skipping is always sound:
         the parent's bound still holds)."""
@@ -483,7 +344,7 @@ class _Search:
         return hint, order
 
     def _split(self, cur: _Cur, j: int, lb: np.ndarray, ub: np.ndarray, hint: np.ndarray,
-               stack: list[_Star]) -> None:
+               stack: list[Star]) -> None:
         """Push one child of neuron ``j``'s split and continue with the other in place."""
         row, off = cur.M[j].copy(), float(cur.c[j])
         inactive_first = float(row @ hint) + off <= 0.0  # False when no hint (nan)
@@ -494,25 +355,25 @@ class _Search:
         M_in, c_in = cur.M.copy(), cur.c.copy()
         M_in[j], c_in[j] = 0.0, 0.0
         cons_in, cons_act = Cons(row, -off, cur.cons), Cons(-row, off, cur.cons)
-        box_in = _tighten_box(cur.lo, cur.hi, row, -off)
-        box_act = _tighten_box(cur.lo, cur.hi, -row, off)
+        box_in = tighten_box(cur.lo, cur.hi, row, -off)
+        box_act = tighten_box(cur.lo, cur.hi, -row, off)
         pts_in, pts_act = cur.pts[vals <= 0.0], cur.pts[vals >= 0.0]
         inner_in = inner_act = None
         if cur.inner is not None:
             corners = cur.vs.pts if cur.vs is not None else (
-                _corners(cur.lo, cur.hi) if cur.cons is None else None)
+                box_corners(cur.lo, cur.hi) if cur.cons is None else None)
             inner_in = inner_point(corners, cur.inner, row, -off)
             inner_act = inner_point(corners, cur.inner, -row, off)
         self.stats.stars += 1
         if inactive_first:
-            stack.append(_Star(cur.k, done, cur.M.copy(), cur.c.copy(), cons_act, *box_act,
-                               here, cur.terms, pts_act, cur.ext, inner_act))
+            stack.append(Star(cur.k, done, cur.M.copy(), cur.c.copy(), cons_act, *box_act,
+                              here, cur.terms, pts_act, cur.ext, inner_act))
             cur.M, cur.c, cur.cons, (cur.lo, cur.hi), cur.pts = (M_in, c_in, cons_in,
                                                                  box_in, pts_in)
             cur.inner = inner_in
         else:
-            stack.append(_Star(cur.k, done, M_in, c_in, cons_in, *box_in, here, cur.terms,
-                               pts_in, cur.ext, inner_in))
+            stack.append(Star(cur.k, done, M_in, c_in, cons_in, *box_in, here, cur.terms,
+                              pts_in, cur.ext, inner_in))
             cur.cons, (cur.lo, cur.hi), cur.pts = cons_act, box_act, pts_act
             cur.inner = inner_act
         cur.vs = None
@@ -522,7 +383,7 @@ class _Search:
         if self.options.contract:
             self._contract(cur)
         # the contracted box may settle more neurons of this layer
-        lb2, ub2 = _interval(cur.M, cur.c, cur.lo, cur.hi)
+        lb2, ub2 = interval(cur.M, cur.c, cur.lo, cur.hi)
         np.maximum(lb, lb2, out=lb)
         np.minimum(ub, ub2, out=ub)
 

@@ -15,7 +15,7 @@ rows; negative ones are clipped to 0 and weak duality
     min_{x in P} L_r . x  >=  min_{x in box} (L_r + G^T mu) . x - mu . h      (mu >= 0)
 
 is evaluated exactly over the box, then lowered by the float64 rounding slack (the rule of
-:mod:`verinet.verify.star_lp`).  Wrong vertices or a degenerate active set only make the
+:mod:`verinet.verify.star.lp`).  Wrong vertices or a degenerate active set only make the
 bound weaker (at worst the box bound, which is always included), never unsound.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verinet.verify.star_lp import fp_slack
+from verinet.verify.star.lp import fp_slack
 
 log = logging.getLogger(__name__)
 
