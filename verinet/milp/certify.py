@@ -8,7 +8,8 @@ For ``min c@x`` s.t. ``L <= A@x <= U``, ``l <= x <= u`` and *any* row multiplier
 with ``r = c - A^T y``.  The value is a valid bound however inaccurate ``y`` is, so an
 LP solver's duals are never trusted, only used.  Multipliers whose needed side is
 infinite are set to zero first.  The float64 evaluation is made sound by subtracting
-``CERT_REL * (sum of the magnitudes involved) + CERT_ABS``, which dominates the
+``CERT(M) = 1e-9 * M + 1e-12`` (``M`` the sum of the magnitudes involved; the rule of
+:mod:`verinet.bounds.fp` with ten times its float64 ``rel``), which dominates the
 rounding error of sums of up to 10^6 terms.  The bound is also a bound on the MILP
 (integrality only shrinks the feasible set).
 """
@@ -19,10 +20,11 @@ import math
 
 import numpy as np
 
+from verinet.bounds.fp import FLOAT64, Slack
 from verinet.milp.backend import ModelArrays
 
-CERT_REL = 1e-9
-CERT_ABS = 1e-12
+#: The certificate's slack: LP problems sum up to 10^6 terms (FLOAT64 covers 10^5).
+CERT = Slack(rel=1e-9, abs=FLOAT64.abs)
 
 
 def _side_products(coef: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -55,4 +57,4 @@ def safe_lower_bound(model: ModelArrays, row_duals: np.ndarray) -> float:
     mag = (np.abs(row_terms).sum() + np.abs(col_terms).sum()
            + float((ay + np.abs(model.cost)) @ big))
     value = float(row_terms.sum() + col_terms.sum())
-    return value - (CERT_REL * mag + CERT_ABS)
+    return CERT.lower(value, mag)

@@ -34,7 +34,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
-from verinet.bounds.interval import LayerBounds, fp_slack
+from verinet.bounds.fp import fp_slack
+from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain
 from verinet.milp.backend import MilpBackend, SolveResult, SolverStatus, make_backend
 from verinet.milp.certify import safe_lower_bound

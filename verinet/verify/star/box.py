@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from verinet.verify.star.lp import fp_slack
+from verinet.bounds.fp import FLOAT64
 from verinet.verify.star.state import Bounds
 
 
@@ -14,7 +14,8 @@ def interval(M: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Bo
     mid, rad = (lo + hi) / 2.0, (hi - lo) / 2.0
     centre = M @ mid + c
     spread = np.abs(M) @ rad
-    slack = fp_slack(1.0) + 1e-10 * (np.abs(M) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(c))
+    xmax = np.maximum(np.abs(lo), np.abs(hi))
+    slack = FLOAT64(1.0) + FLOAT64.rel * (np.abs(M) @ xmax + np.abs(c))
     return centre - spread - slack, centre + spread + slack
 
 
@@ -33,7 +34,7 @@ def tighten_box(lo: np.ndarray, hi: np.ndarray, a: np.ndarray, beta: float) -> B
     contrib = np.minimum(a * lo, a * hi)
     total = float(contrib.sum())
     mag = float(np.abs(a) @ np.maximum(np.abs(lo), np.abs(hi))) + abs(beta)
-    rest = beta - (total - contrib) + fp_slack(mag)
+    rest = beta - (total - contrib) + FLOAT64(mag)
     with np.errstate(divide="ignore", invalid="ignore"):
         lim = rest / a
     new_lo, new_hi = lo.copy(), hi.copy()

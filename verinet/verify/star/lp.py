@@ -13,11 +13,12 @@ split rows (and ``lam >= 0``, ``sum lam = 1`` of the objective rows in :meth:`mi
     min_{x in P} c.x  >=  min_{x in box} (c + G^T mu).x - mu.h
 
 and the right side is evaluated exactly over the box (per coordinate), then lowered by the
-float64 rounding slack ``1e-10 * M + 1e-12`` (``M``: the magnitude of the summed terms,
-the same rule as :mod:`verinet.bounds.crown`).  Wrong or inaccurate duals can only make
-the certified bound weaker, never unsound.  An LP HiGHS calls infeasible is reported empty
-only when its dual ray gives a Farkas certificate that passes the same check; otherwise
-the bound is ``-inf`` (unknown).  The primal point is a candidate only (callers replay it).
+float64 rounding slack ``FLOAT64(M) = 1e-10 * M + 1e-12`` (``M``: the magnitude of the
+summed terms; the one rule of :mod:`verinet.bounds.fp`).  Wrong or inaccurate duals can
+only make the certified bound weaker, never unsound.  An LP HiGHS calls infeasible is
+reported empty only when its dual ray gives a Farkas certificate that passes the same
+check; otherwise the bound is ``-inf`` (unknown).  The primal point is a candidate only
+(callers replay it).
 
 Style note: like ``verinet.milp.backend`` this is a thin solver adapter; it is kept apart
 from the MILP store because its per-call overhead (about 0.1 ms warm) is what matters.
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from verinet.bounds.fp import FLOAT64
+
 #: HiGHS simplex_strategy: primal simplex (4) for the solves.  Consecutive LPs differ in
 #: their objective only, which keeps the last basis primal feasible: measured on ACAS Xu
 #: (star search, one worker) 4_7 property 1 13.1 s vs 16.1 s with the dual simplex,
@@ -38,11 +41,6 @@ import numpy as np
 #: undecided, come from the dual simplex (1).
 SIMPLEX = 4
 DUAL_SIMPLEX = 1
-
-
-def fp_slack(mag: float) -> float:
-    """Float64 rounding slack for a sum whose terms have total magnitude ``mag``."""
-    return 1e-10 * mag + 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,7 +186,7 @@ class PolyLp:
         val = float(np.minimum(r * self.lo, r * self.hi).sum()) - float(mu @ self.h) + off
         mag = (float(np.abs(r) @ self._xmax) + float(np.abs(c) @ self._xmax)
                + float(np.abs(mu) @ self._row_mag) + off_mag)
-        return val - fp_slack(mag)
+        return val - FLOAT64(mag)
 
     def _solve(self, cost: np.ndarray) -> tuple[str, np.ndarray | None, np.ndarray | None]:
         """Run; ("ok", x, row duals) / ("empty", None, None) when certified infeasible /

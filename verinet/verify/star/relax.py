@@ -10,8 +10,8 @@ spec rows ``A y - b`` are back-substituted the same way and returned as linear f
 ``L x + l0`` (the caller minimises them over the star's polytope).
 
 Tolerance: float64; every returned constant carries the magnitude ``mag`` of the terms
-summed into it, and intermediate bounds are widened by ``1e-10 * magnitude + 1e-12``
-(as :mod:`verinet.bounds.crown`).
+summed into it, and intermediate bounds are widened by the float64 slack
+``1e-10 * magnitude + 1e-12`` (:data:`verinet.bounds.fp.FLOAT64`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from verinet.verify.star.lp import fp_slack
+from verinet.bounds.fp import FLOAT64
 from verinet.verify.star.state import Bounds
 
 Relax = tuple[np.ndarray, np.ndarray, np.ndarray]  # lower slope, upper slope, upper intercept
@@ -77,9 +77,9 @@ class Relaxer:
             L, const, mag, _ = self._back(layer, k, np.vstack([eye, -eye]),
                                           np.zeros(2 * rows.size), relax, M, c)
             val = np.minimum(L * lo, L * hi).sum(axis=1) + const
-            val -= fp_slack(1.0) + 1e-10 * (np.abs(L) @ xmax + mag)
+            val -= FLOAT64(1.0) + FLOAT64.rel * (np.abs(L) @ xmax + mag)
             if lower is not None:
-                val = np.maximum(val, lower(L) + const - fp_slack(1.0) - 1e-10 * mag)
+                val = np.maximum(val, lower(L) + const - FLOAT64(1.0) - FLOAT64.rel * mag)
             if p is None:
                 lo_l, hi_l = val[:n], -val[n:]
             else:

@@ -33,9 +33,10 @@ minimiser is a candidate that must pass :class:`~verinet.verify.witness.Replayer
 What is proven: ``proven`` means every star of every term's box was dropped on a certified
 bound, so no input of any listed term reaches its unsafe set.  Tolerances: all arithmetic
 is float64; every bound (CROWN, interval, LP certificate) is lowered by ``1e-10 * M +
-1e-12`` (``M`` the magnitude of the summed terms), and a bound proves a row only when it
-is ``> 0`` after that slack.  Neuron phases are fixed only on certified bounds as well,
-so the affine maps stay exact up to float64 rounding of the products themselves.
+1e-12`` (``M`` the magnitude of the summed terms; :data:`verinet.bounds.fp.FLOAT64`),
+and a bound proves a row only when it is ``> 0`` after that slack.  Neuron phases are
+fixed only on certified bounds as well, so the affine maps stay exact up to float64
+rounding of the products themselves.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ from typing import Protocol
 
 import numpy as np
 
+from verinet.bounds.fp import FLOAT64
 from verinet.ir.chain import Chain
 from verinet.spec.property import Property
 from verinet.types import Counterexample
 from verinet.verify.deadline import Deadline
 from verinet.verify.star.box import box_corners, interval, tighten_box
-from verinet.verify.star.lp import Cons, PolyLp, fp_slack
+from verinet.verify.star.lp import Cons, PolyLp
 from verinet.verify.star.relax import Relaxer
 from verinet.verify.star.state import Bounds, Star, StarOptions, StarOutcome, Stats
 from verinet.verify.star.vertices import MAX_DIM, PolyBounds, inner_point, vertex_set
@@ -432,12 +434,12 @@ class Search:
         """Some row's linear lower bound is > 0 on the box, or on the polytope by its
         vertex certificate (after the rounding slack)."""
         val = np.minimum(L * lo, L * hi).sum(axis=1) + l0
-        slack = fp_slack(1.0) + 1e-10 * (np.abs(L) @ np.maximum(np.abs(lo), np.abs(hi)) + mag)
+        slack = FLOAT64(1.0) + FLOAT64.rel * (np.abs(L) @ np.maximum(np.abs(lo), np.abs(hi)) + mag)
         if (val - slack > 0.0).any():
             return True
         if vs is None:
             return False
-        val = vs.lower(L) + l0 - fp_slack(1.0) - 1e-10 * mag
+        val = vs.lower(L) + l0 - FLOAT64(1.0) - FLOAT64.rel * mag
         return bool((val > 0.0).any())
 
     def _try(self, x: np.ndarray, terms: list[int]) -> Counterexample | None:

@@ -14,8 +14,8 @@ rows; negative ones are clipped to 0 and weak duality
 
     min_{x in P} L_r . x  >=  min_{x in box} (L_r + G^T mu) . x - mu . h      (mu >= 0)
 
-is evaluated exactly over the box, then lowered by the float64 rounding slack (the rule of
-:mod:`verinet.verify.star.lp`).  Wrong vertices or a degenerate active set only make the
+is evaluated exactly over the box, then lowered by the float64 rounding slack
+(:data:`verinet.bounds.fp.FLOAT64`).  Wrong vertices or a degenerate active set only make the
 bound weaker (at worst the box bound, which is always included), never unsound.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verinet.verify.star.lp import fp_slack
+from verinet.bounds.fp import FLOAT64
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class PolyBounds:
         L = np.atleast_2d(np.asarray(L, dtype=np.float64))
         lo, hi, xmax = self.lo, self.hi, self.xmax
         absL = np.abs(L) @ xmax
-        box = np.minimum(L * lo, L * hi).sum(axis=1) - fp_slack(1.0) - 1e-10 * absL
+        box = np.minimum(L * lo, L * hi).sum(axis=1) - FLOAT64(1.0) - FLOAT64.rel * absL
         if self.vs is None or self.G.shape[0] == 0:
             return box
         idx = np.argmin(L @ self.vs.pts.T, axis=1)
@@ -121,7 +121,7 @@ class PolyBounds:
         r = L + mu @ self.G
         val = np.minimum(r * lo, r * hi).sum(axis=1) - mu @ self.h
         mag = np.abs(r) @ xmax + absL + mu @ self.row_mag
-        return np.maximum(box, val - fp_slack(1.0) - 1e-10 * mag)
+        return np.maximum(box, val - FLOAT64(1.0) - FLOAT64.rel * mag)
 
 
 def inner_point(pts: np.ndarray | None, inner: np.ndarray, a: np.ndarray,
