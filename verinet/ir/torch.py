@@ -30,7 +30,7 @@ def _pad4(x: Tensor, pads: tuple[int, int, int, int], value: float = 0.0) -> Ten
     return F.pad(x, (left, right, top, bottom), value=value)
 
 
-def _pool_extra(size: int, k_eff: int, stride: int, pad_begin: int, pad_end: int,
+def pool_extra(size: int, k_eff: int, stride: int, pad_begin: int, pad_end: int,
                 ceil_mode: bool) -> int:
     """Extra trailing padding so torch's floor-mode pooling yields ONNX's output size.
 
@@ -48,8 +48,8 @@ def _maxpool(op: O.MaxPool, x: Tensor) -> Tensor:
     kh, kw = op.kernel
     dh, dw = op.dilations
     t, left, b, r = op.pads
-    eh = _pool_extra(x.shape[-2], (kh - 1) * dh + 1, op.strides[0], t, b, op.ceil_mode)
-    ew = _pool_extra(x.shape[-1], (kw - 1) * dw + 1, op.strides[1], left, r, op.ceil_mode)
+    eh = pool_extra(x.shape[-2], (kh - 1) * dh + 1, op.strides[0], t, b, op.ceil_mode)
+    ew = pool_extra(x.shape[-1], (kw - 1) * dw + 1, op.strides[1], left, r, op.ceil_mode)
     xp = _pad4(x, (t, left, b + eh, r + ew), value=float("-inf"))
     return F.max_pool2d(xp, op.kernel, op.strides, dilation=op.dilations)
 
@@ -58,8 +58,8 @@ def _avgpool(op: O.AveragePool, x: Tensor) -> Tensor:
     kh, kw = op.kernel
     h, w = x.shape[-2:]
     t, left, b, r = op.pads
-    eh = _pool_extra(h, kh, op.strides[0], t, b, op.ceil_mode)
-    ew = _pool_extra(w, kw, op.strides[1], left, r, op.ceil_mode)
+    eh = pool_extra(h, kh, op.strides[0], t, b, op.ceil_mode)
+    ew = pool_extra(w, kw, op.strides[1], left, r, op.ceil_mode)
     full = (t, left, b + eh, r + ew)
     sums = F.avg_pool2d(_pad4(x, full), op.kernel, op.strides) * (kh * kw)
     if op.count_include_pad:
