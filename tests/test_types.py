@@ -13,6 +13,8 @@ from verinet.types import (
     Sandwich,
     SoundnessError,
     Status,
+    linf_ball_bounds,
+    linf_reach,
 )
 from verinet.verify.result import VerificationResult
 
@@ -39,6 +41,33 @@ def test_linf_ball_rejects_bad_eps(eps):
 def test_linf_ball_clips():
     b = Box.linf_ball(np.array([0.0, 0.5, 1.0]), 0.1)
     assert np.allclose(b.lower, [0.0, 0.4, 0.9]) and np.allclose(b.upper, [0.1, 0.6, 1.0])
+
+
+def test_linf_ball_per_coordinate_domain():
+    b = Box.linf_ball(np.array([0.5, 0.5]), 0.3, np.array([0.0, 0.4]), np.array([0.7, 1.0]))
+    np.testing.assert_allclose(b.lower, [0.2, 0.4])
+    np.testing.assert_allclose(b.upper, [0.7, 0.8])
+
+
+@given(st.lists(st.floats(0, 1), min_size=3, max_size=3),
+       st.lists(st.floats(0, 2), min_size=4, max_size=4))
+def test_linf_ball_bounds_batches_are_single_balls(x, radii):
+    """One centre with B radii, B centres with one radius each, and one ball at a time
+    agree exactly; inside the domain they are ``max(x - e, lo)``, ``min(x + e, hi)``."""
+    lo, hi = np.array([0.0, 0.1, 0.2]), np.array([1.0, 0.9, 1.0])
+    x0 = np.clip(np.array(x), lo, hi)
+    eps = np.array(radii)
+    one_centre = linf_ball_bounds(x0, eps, lo, hi)
+    many = linf_ball_bounds(np.tile(x0, (eps.size, 1)), eps, lo, hi)
+    assert one_centre[0].shape == many[0].shape == (eps.size, x0.size)
+    for i, e in enumerate(eps):
+        single = linf_ball_bounds(x0, float(e), lo, hi)
+        for got in (one_centre, many):
+            np.testing.assert_array_equal(got[0][i], single[0])
+            np.testing.assert_array_equal(got[1][i], single[1])
+        np.testing.assert_array_equal(single[0], np.maximum(x0 - e, lo))
+        np.testing.assert_array_equal(single[1], np.minimum(x0 + e, hi))
+    assert linf_reach(x0, lo, hi) == float(np.max(np.maximum(x0 - lo, hi - x0)))
 
 
 @given(st.floats(-10, 10), st.floats(0, 5), st.floats(0, 1e-7))

@@ -117,12 +117,43 @@ class Box:
         return np.clip(np.asarray(x, dtype=np.float64).reshape(-1), self.lower, self.upper)
 
     @staticmethod
-    def linf_ball(center: np.ndarray, eps: float, lo: float = 0.0, hi: float = 1.0) -> Box:
-        """The L-inf ball of radius ``eps`` around ``center`` clipped to ``[lo, hi]``."""
+    def linf_ball(center: np.ndarray, eps: float, lo: float | np.ndarray = 0.0,
+                  hi: float | np.ndarray = 1.0) -> Box:
+        """The L-inf ball of radius ``eps`` around ``center`` clipped to ``[lo, hi]``
+        (scalars or per-coordinate bounds; see :func:`linf_ball_bounds`)."""
         if not np.isfinite(eps) or eps < 0:
             raise InputError(f"eps must be a finite non-negative number, got {eps}")
         c = np.asarray(center, dtype=np.float64).reshape(-1)
-        return Box(np.clip(c - eps, lo, hi), np.clip(c + eps, lo, hi))
+        return Box(*linf_ball_bounds(c, eps, lo, hi))
+
+
+def linf_ball_bounds(center: np.ndarray, eps: float | np.ndarray,
+                     lower: float | np.ndarray = 0.0, upper: float | np.ndarray = 1.0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The lower and upper corners of the L-inf ball of radius ``eps`` around ``center``
+    intersected with the input domain ``[lower, upper]`` (scalars or per-coordinate
+    arrays): ``clip(center -+ eps, lower, upper)``.
+
+    Batched by numpy broadcasting: ``center`` is ``(..., n)``, ``eps`` a scalar or an
+    array of the batch shape (one radius per ball), so a centre ``(n,)`` with radii
+    ``(B,)`` gives ``B`` balls ``(B, n)``, centres ``(N, n)`` with radii ``(N,)`` one ball
+    each; ``lower``/``upper`` broadcast against the result.  For a centre inside the
+    domain and ``eps >= 0`` this is the exact intersection ``max(center - eps, lower)``,
+    ``min(center + eps, upper)``; a centre outside the domain is clipped into it.
+    Nothing is checked (callers validate ``eps`` and the centre)."""
+    c = np.asarray(center, dtype=np.float64)
+    e = np.asarray(eps, dtype=np.float64)
+    if e.ndim:
+        e = e[..., None]
+    return np.clip(c - e, lower, upper), np.clip(c + e, lower, upper)
+
+
+def linf_reach(center: np.ndarray, lower: float | np.ndarray,
+               upper: float | np.ndarray) -> float:
+    """The largest L-inf distance of a point of the box ``[lower, upper]`` from ``center``
+    (flat): beyond this radius the ball around ``center`` covers the whole box."""
+    c = np.asarray(center, dtype=np.float64)
+    return float(np.max(np.maximum(c - lower, upper - c)))
 
 
 # ----------------------------------------------------------------------------- verdicts

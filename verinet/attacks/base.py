@@ -34,7 +34,7 @@ from verinet.ir import ops as O
 from verinet.ir.graph import Network
 from verinet.ir.torch import torch_network
 from verinet.spec.property import Property
-from verinet.types import Box, InputError
+from verinet.types import Box, InputError, linf_ball_bounds
 
 log = logging.getLogger(__name__)
 
@@ -264,8 +264,8 @@ def _region(x0: np.ndarray, eps: np.ndarray | None,
         raise InputError("x0 lies outside the domain")
     lo, hi = np.broadcast_to(dlo, x0.shape).copy(), np.broadcast_to(dhi, x0.shape).copy()
     if eps is not None:
+        lo, hi = linf_ball_bounds(x0, eps, lo, hi)
         e = eps[:, None]
-        lo, hi = np.maximum(lo, x0 - e), np.minimum(hi, x0 + e)
         for _ in range(4):  # rounding of x0 +- eps can overshoot by an ulp
             over, under = hi - x0 > e, x0 - lo > e
             if not (over.any() or under.any()):

@@ -17,7 +17,7 @@ import numpy as np
 from verinet.certify.result import Witness
 from verinet.ir.graph import Network
 from verinet.spec.property import Property
-from verinet.types import Box, Guarantee, Sandwich, SoundnessError
+from verinet.types import Box, Guarantee, Sandwich, SoundnessError, linf_ball_bounds, linf_reach
 from verinet.verify.witness import OnnxEval, Replayer
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,7 @@ class Sample:
     domain: tuple[np.ndarray, np.ndarray]
 
     def ball(self, eps: float) -> Box:
-        lo, hi = self.domain
-        return Box(np.maximum(self.x0 - eps, lo), np.minimum(self.x0 + eps, hi))
+        return Box(*linf_ball_bounds(self.x0, eps, *self.domain))
 
     def distance(self, x: np.ndarray) -> float:
         return float(np.max(np.abs(np.asarray(x, dtype=np.float64).reshape(-1) - self.x0)))
@@ -41,8 +40,7 @@ class Sample:
     @property
     def max_distance(self) -> float:
         """The largest distance any point of the domain has from ``x0``."""
-        lo, hi = self.domain
-        return float(np.max(np.maximum(self.x0 - lo, hi - self.x0)))
+        return linf_reach(self.x0, *self.domain)
 
 
 def confirm_witness(network: Network, onnx_eval: OnnxEval | None, sample: Sample,

@@ -15,6 +15,7 @@ import numpy as np
 
 from verinet.bounds.crown import crown_bounds
 from verinet.ir.chain import Chain
+from verinet.types import linf_ball_bounds, linf_reach
 from verinet.verify.deadline import Deadline
 
 log = logging.getLogger(__name__)
@@ -29,18 +30,11 @@ def margin_rows(label: int, n_classes: int) -> np.ndarray:
     return C
 
 
-def ball(x0: np.ndarray, eps: np.ndarray, domain: tuple[np.ndarray, np.ndarray]
-         ) -> tuple[np.ndarray, np.ndarray]:
-    """(B, n) lower/upper of the balls ``B(x0, eps_b) ∩ domain``."""
-    e = np.asarray(eps, dtype=np.float64).reshape(-1, 1)
-    return np.maximum(x0[None, :] - e, domain[0]), np.minimum(x0[None, :] + e, domain[1])
-
-
 def certified_margins(chain: Chain, x0: np.ndarray, label: int, eps: np.ndarray,
                       domain: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """(B, m-1) sound lower bounds of ``y_label - y_j`` on each ball (columns in class
     order without ``label``)."""
-    lo, hi = ball(x0, eps, domain)
+    lo, hi = linf_ball_bounds(x0, np.asarray(eps, dtype=np.float64).reshape(-1), *domain)
     C = margin_rows(label, chain.n_outputs)
     return crown_bounds(chain, lo, hi, C).lower
 
@@ -60,7 +54,7 @@ def crown_radius(
     x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
     lo_eps, hi_eps = 0.0, float(upper)
     if not np.isfinite(hi_eps):
-        hi_eps = float(np.max(np.maximum(x0 - domain[0], domain[1] - x0)))
+        hi_eps = linf_reach(x0, *domain)
     for _ in range(rounds):
         if deadline is not None and deadline.expired():
             break

@@ -33,7 +33,7 @@ from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain
 from verinet.milp.backend import MilpBackend, SolverStatus, make_backend
 from verinet.milp.encode import encode_chain
-from verinet.types import Box, InputError
+from verinet.types import Box, InputError, linf_reach
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def milp_radius(
     x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
     if box.dim != x0.size or x0.size != chain.n_inputs:
         raise InputError(f"sample has {x0.size} inputs, box {box.dim}, chain {chain.n_inputs}")
-    R = float(np.max(np.maximum(box.upper - x0, x0 - box.lower)))
+    R = linf_reach(x0, box.lower, box.upper)
     be = make_backend(backend)
     enc = encode_chain(be, chain, box, bounds)
     t = int(be.add_vars([0.0], [R])[0])

@@ -25,7 +25,7 @@ import torch
 from verinet.ir.graph import Network
 from verinet.ir.torch import torch_network
 from verinet.pac.scenario import ScenarioCounts
-from verinet.types import InputError, frozen_array
+from verinet.types import InputError, frozen_array, linf_ball_bounds
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,8 @@ class Ball:
         if not (np.isfinite(radius) and radius >= 0):
             raise InputError(f"radius must be a finite number >= 0, got {radius}")
         x = np.asarray(x0, dtype=np.float64).reshape(-1)
-        lo, hi = domain
-        return Ball(frozen_array(x), float(radius), frozen_array(np.clip(x - radius, lo, hi)),
-                    frozen_array(np.clip(x + radius, lo, hi)))
+        lower, upper = linf_ball_bounds(x, radius, *domain)
+        return Ball(frozen_array(x), float(radius), frozen_array(lower), frozen_array(upper))
 
     @property
     def dim(self) -> int:

@@ -26,7 +26,7 @@ from verinet.pac.result import PacCheck, PacVerdict
 from verinet.pac.sampling import Ball, FeatureMap, ScoreDifferences, draw_phases
 from verinet.pac.scenario import PacOptions
 from verinet.spec.property import Property
-from verinet.types import Box, Counterexample, InputError
+from verinet.types import Box, Counterexample, InputError, linf_reach
 from verinet.verify.witness import OnnxEval, Replayer
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,7 @@ class PacProblem:
     @property
     def max_distance(self) -> float:
         """Beyond this radius the ball is the whole domain."""
-        lo, hi = self.domain
-        return float(np.max(np.maximum(self.x0 - lo, hi - self.x0)))
+        return linf_reach(self.x0, *self.domain)
 
 
 def pac_check(problem: PacProblem, radius: float) -> PacCheck:
