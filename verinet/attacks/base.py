@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from verinet.ir import ops as O
 from verinet.ir.graph import Network
+from verinet.ir.passes import strip_softmax
 from verinet.ir.torch import torch_network
 from verinet.spec.property import Property
 from verinet.types import Box, InputError, linf_ball_bounds
@@ -284,17 +284,10 @@ def _logit_module(net: Network, dtype: torch.dtype,
     A trailing Softmax over the whole output is dropped (argmax is unchanged).  The
     cached CPU module is shared; other devices get a copy so the cache stays on the CPU.
     """
-    last = net.nodes[-1] if net.nodes else None
-    if (last is not None and isinstance(last.op, O.Softmax) and last.name == net.output_name
-            and last.shape[last.op.axis] == net.n_outputs):
-        logit_net = net.__dict__.get("_attack_logits")
-        if logit_net is None:
-            logit_net = Network(net.input_name, net.input_shape, net.nodes[:-1],
-                                last.inputs[0], f"{net.name}/logits")
-            net.__dict__["_attack_logits"] = logit_net
-        log.info("network ends in Softmax: attacking the logits of '%s'", last.inputs[0])
-        net = logit_net
-    module = torch_network(net, dtype)
+    logits = strip_softmax(net)
+    if logits is not net:
+        log.info("network ends in Softmax: attacking the logits of '%s'", logits.output_name)
+    module = torch_network(logits, dtype)
     if torch.device(device).type != "cpu":
         module = copy.deepcopy(module).to(device)
     return module

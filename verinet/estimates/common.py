@@ -6,8 +6,8 @@ import logging
 import math
 import numbers
 
-from verinet.ir import ops as O
 from verinet.ir.graph import Network
+from verinet.ir.passes import strip_softmax
 from verinet.types import InputError
 
 log = logging.getLogger(__name__)
@@ -36,19 +36,13 @@ def norm_name(p: float) -> str:
 
 
 def logit_network(net: Network) -> Network:
-    """The network without a trailing Softmax over its whole output (the argmax is the
-    same; CLEVER and ROBY work on logits, as the original codes do).  Cached on ``net``."""
-    last = net.nodes[-1] if net.nodes else None
-    if not (last is not None and isinstance(last.op, O.Softmax) and last.name == net.output_name
-            and last.shape[last.op.axis] == net.n_outputs):
-        return net
-    cached = net.__dict__.get("_estimate_logits")
-    if cached is None:
-        cached = Network(net.input_name, net.input_shape, net.nodes[:-1], last.inputs[0],
-                         f"{net.name}/logits")
-        net.__dict__["_estimate_logits"] = cached
-        log.info("network ends in Softmax: using the logits '%s'", last.inputs[0])
-    return cached
+    """The network without a trailing Softmax over its whole output
+    (:func:`~verinet.ir.passes.strip_softmax`; CLEVER and ROBY work on logits, as the
+    original codes do)."""
+    logits = strip_softmax(net)
+    if logits is not net:
+        log.info("network ends in Softmax: using the logits '%s'", logits.output_name)
+    return logits
 
 
 def positive_int(value: object, what: str) -> int:
