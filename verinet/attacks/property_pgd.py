@@ -23,10 +23,9 @@ import torch
 
 from verinet.ir.graph import Network
 from verinet.ir.torch import torch_network
+from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property
 from verinet.verify.deadline import Deadline
-
-_PAD_B = 1e30  # padded rows: 0 @ y - 1e30 never attains the max
 
 
 @dataclass(frozen=True)
@@ -61,24 +60,6 @@ class Candidates:
     x: np.ndarray          # (N, n) float64
     term: np.ndarray       # (N,) term index
     violation: np.ndarray  # (N,) float64, evaluated in the attack dtype
-
-
-def stacked_terms(prop: Property) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-term (lower, upper, A, b) stacked, halfspace rows padded to a common count."""
-    k = max(max(t.unsafe.A.shape[0] for t in prop.terms), 1)
-    m = prop.n_outputs
-    T = len(prop.terms)
-    A = np.zeros((T, k, m))
-    b = np.full((T, k), _PAD_B)
-    for i, t in enumerate(prop.terms):
-        r = t.unsafe.A.shape[0]
-        A[i, :r] = t.unsafe.A
-        b[i, :r] = t.unsafe.b
-        if r == 0:
-            b[i, 0] = 0.0  # an unconstrained output set: violation 0 everywhere
-    lo = np.stack([t.box.lower for t in prop.terms])
-    hi = np.stack([t.box.upper for t in prop.terms])
-    return lo, hi, A, b
 
 
 def property_pgd(

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verinet.attacks.property_pgd import stacked_terms
 from verinet.ir.chain import Chain
+from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property
 from verinet.types import Counterexample
 from verinet.verify.deadline import Deadline

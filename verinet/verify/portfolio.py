@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from verinet.attacks.property_pgd import PgdOptions, property_pgd, stacked_terms
+from verinet.attacks.property_pgd import PgdOptions, property_pgd
 from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain, to_chain
 from verinet.ir.graph import Network
+from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property
 from verinet.types import Counterexample, Reason, Status, UnsupportedModelError
 from verinet.verify import engines

@@ -46,7 +46,6 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from verinet.attacks.property_pgd import stacked_terms
 from verinet.bounds.interval import LayerBounds, affine_interval
 from verinet.bounds.linear import DT
 from verinet.bounds.split import (
@@ -63,6 +62,7 @@ from verinet.milp.backend import SolverStatus, make_backend
 from verinet.milp.certify import safe_lower_bound
 from verinet.milp.encode import ZERO, add_affine, add_input
 from verinet.milp.solve import milp_check_term
+from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property, Term
 from verinet.types import Counterexample, InputError, Status
 from verinet.verify.deadline import Deadline
