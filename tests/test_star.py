@@ -225,9 +225,9 @@ def test_star_job_cancel_stops_workers():
 
 
 def test_star_options_are_checked():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="workers must be >= 0"):
         StarOptions(workers=-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="slice_s > 0"):
         StarOptions(slice_s=0.0)
 
 
