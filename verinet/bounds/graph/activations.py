@@ -16,6 +16,9 @@ optimiser (alpha-CROWN) reaches is sound.  ``init`` gives CROWN's choice.
   when valid, else a tangent at a point in ``[d*, u]``, where ``d*`` (bisection) is the
   first tangent point that passes above ``(l, f(l))`` (every later one does too).  The
   lower line is the upper line of the point-reflected function ``2 f(0) - f(-z)``.
+  The output interval is ``[f(l), f(u)]`` as evaluated: its few ulps of evaluation error
+  are inside the slack of whatever reads it (every consumer's magnitude term carries
+  ``|coefficient| max|f|``).
   Intercepts move outward by ``slack(a max|z| + |c| + 1)`` of the engine's slack rule,
   which covers the evaluation error of ``exp``/``tanh``; below ``FLAT_WIDTH`` the
   constant lines ``f(l) <= f(z) <= f(u)`` are used.
@@ -211,10 +214,6 @@ class SmoothRule(Elementwise):
             return s * (1.0 - s)
         t = torch.tanh(z)
         return 1.0 - t * t
-
-    def interval(self, lo: Tensor, hi: Tensor, slack: Slack) -> tuple[Tensor, Tensor]:
-        a, b = self.f(lo), self.f(hi)
-        return a - slack(a.abs() + 1.0), b + slack(b.abs() + 1.0)
 
     def needs(self, lo: Tensor, hi: Tensor) -> Tensor:
         return (hi - lo) >= FLAT_WIDTH

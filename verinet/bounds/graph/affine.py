@@ -32,9 +32,11 @@ from verinet.bounds.graph.windows import Window
 
 
 class Rule:
-    """Base of every rule: ``linear`` tells the engine how to propagate through it."""
+    """Base of every rule: ``linear`` tells the engine how to propagate through it;
+    ``exact`` marks pure data movement (no arithmetic, so no rounding to account for)."""
 
     linear = True
+    exact = False
     fan_in = 1
 
     def on(self, dtype: torch.dtype, device: str | torch.device) -> Rule:
@@ -239,6 +241,7 @@ def build_binary(info: NodeInfo) -> Rule:
 
 @dataclass(frozen=True)
 class ReshapeRule(Rule):
+    exact = True
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     offset: None = None
@@ -258,6 +261,7 @@ def build_reshape(info: NodeInfo) -> Rule:
 
 @dataclass(frozen=True)
 class TransposeRule(Rule):
+    exact = True
     perm: tuple[int, ...]
     offset: None = None
 

@@ -30,6 +30,7 @@ from verinet.bounds.graph.propagate import (
     backward,
     build_state,
     concretize,
+    input_mag,
     spec_interval,
 )
 from verinet.optim import Adam
@@ -132,7 +133,7 @@ def _final(st: GraphState, C: Tensor, params: dict[str, Tensor] | None = None,
     coef, const, mag = backward(st, gm.output_name, spec.reshape((B, 2 * k) + gm.shape[
         gm.output_name]), relax)
     bound = concretize(st, coef, const, mag).nan_to_num(nan=-torch.inf)
-    offset = const - st.slack(mag + (coef.abs() @ _xmax(st)).squeeze(-1))
+    offset = const - st.slack(mag + input_mag(st, coef))
     ibp_lo, ibp_hi = spec_interval(st, C)
     lower, upper = torch.maximum(bound[:, :k], ibp_lo), torch.minimum(-bound[:, k:], ibp_hi)
     out: Part = (lower, upper, coef[:, :k], offset[:, :k], -coef[:, k:], -offset[:, k:], st)
@@ -146,11 +147,6 @@ def _final(st: GraphState, C: Tensor, params: dict[str, Tensor] | None = None,
             torch.where(up_better.unsqueeze(-1), out[4], base[4]),
             torch.where(up_better, out[5], base[5]), st)
     return pick
-
-
-def _xmax(st: GraphState) -> Tensor:
-    x_lo, x_hi = st.lo[st.gm.input_name], st.hi[st.gm.input_name]
-    return torch.maximum(x_lo.abs(), x_hi.abs()).reshape(x_lo.shape[0], -1, 1)
 
 
 def optimise(st: GraphState, spec: Tensor, iterations: int, lr: float,

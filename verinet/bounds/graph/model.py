@@ -52,7 +52,8 @@ class GraphModel:
 
     ``order`` starts with the network input and ends with the output; ``inputs[name]``
     are a node's input tensors (constants included, see ``dynamic``); ``shape[name]`` its
-    per-sample shape (no batch axis)."""
+    per-sample shape (no batch axis); ``folded`` the nodes that absorbed an elementwise
+    affine neighbour (:mod:`.fold`)."""
 
     network: Network
     order: tuple[str, ...]
@@ -60,7 +61,8 @@ class GraphModel:
     shape: dict[str, tuple[int, ...]]
     rules: dict[str, object]
     unsupported: tuple[tuple[str, str, str], ...]
-    _on: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict, repr=False,
+    folded: frozenset[str] = frozenset()
+    _on: dict[object, object] = field(default_factory=dict, repr=False,
                                                           compare=False)
 
     # ------------------------------------------------------------------ building
@@ -98,7 +100,13 @@ class GraphModel:
                 bad.append((type(node.op).__name__, node.name, str(e)))
         if network.output_name not in dyn:
             bad.append(("Network", network.output_name, "output does not depend on the input"))
-        return GraphModel(network, tuple(order), inputs, shape, rules, tuple(bad))
+        folded: set[str] = set()
+        if not bad:
+            from verinet.bounds.graph.fold import fold_scales
+
+            order, folded = fold_scales(order, inputs, shape, rules, network.output_name)
+        return GraphModel(network, tuple(order), inputs, shape, rules, tuple(bad),
+                          frozenset(folded))
 
     def check(self) -> None:
         """Raise ``UnsupportedModelError`` listing every node without a bound rule."""
@@ -130,6 +138,22 @@ class GraphModel:
                     seen.add(i)
                     stack.append(i)
         return tuple(n for n in self.order if n in seen)
+
+    @property
+    def covered(self) -> frozenset[str]:
+        """Affine nodes read only by elementwise activations: the activations' relaxation
+        magnitudes already cover their terms (see :mod:`.propagate`)."""
+        if "covered" not in self._on:
+            from verinet.bounds.graph.activations import Elementwise
+
+            out = set()
+            for n in self.order[1:]:
+                users = self.consumers(n)
+                if (getattr(self.rules.get(n), "linear", False) and users
+                        and all(isinstance(self.rules.get(u), Elementwise) for u in users)):
+                    out.add(n)
+            self._on["covered"] = frozenset(out)  # type: ignore[assignment]
+        return self._on["covered"]  # type: ignore[return-value]
 
     def nonlinear(self) -> tuple[str, ...]:
         """Nodes whose rule is a relaxation (activations, pooling maxima)."""

@@ -17,11 +17,15 @@ result is a linear function of the input, minimised over the box by
 
 **Floating point.**  Alongside every bound the engine sums the magnitude ``M`` of every
 term that entered it: ``|A| . mag(n)`` for every affine node (``mag(n) = |L| max|x| +
-|offset|``, from the interval bounds), ``|A| . X`` for every relaxation (``X = 2 (|c_lo|
-+ |c_up| + max(a_lo, a_up) max|z|)``), ``(|A_1| + |A_2|) . mag`` where contributions
-are summed, and ``|coef| max|x|`` at the input; the bound is widened by the model's slack
-rule for the dtype (:meth:`GraphModel.slack`, :mod:`verinet.bounds.fp`).  float32 boxes
-are rounded outward.  The bounds then hold for the real-valued network.
+|offset|``, from the interval bounds), ``|A| . X`` for every elementwise relaxation
+(``X = 2 (|c_lo| + |c_up| + max(a_lo, a_up) mag(z))``, which bounds every term formed in
+that step *and* in the following product with the affine node ``z`` before it, as in
+:mod:`verinet.bounds.crown`; so an affine node read only by elementwise relaxations adds
+no term of its own: :attr:`GraphModel.covered`), ``(|A_1| + |A_2|) . mag`` where
+contributions are summed, and ``|coef| max|x|`` at the input when a nonlinear node reads
+it directly; the bound is widened by the model's slack rule for the dtype
+(:meth:`GraphModel.slack`, :mod:`verinet.bounds.fp`).  float32 boxes are rounded outward.
+The bounds then hold for the real-valued network.
 """
 
 from __future__ import annotations
@@ -235,10 +239,24 @@ def backward(st: GraphState, target: str, A: Tensor,
     (B, K, *shape_n) is added to node ``n``'s coefficients before it is processed (the
     split multipliers of beta-CROWN).  Returns ``(coef (B, K, n_in), const (B, K), mag
     (B, K))`` with ``A . target(x) >= coef x + const`` up to ``slack(mag)``."""
+    coefs, const, mag = _walk(st, target, A, relax, add, True)
+    B, K = A.shape[:2]
+    x = coefs.get(st.gm.input_name)
+    if x is None:
+        x = torch.zeros((B, K, st.gm.size(st.gm.input_name)), dtype=A.dtype, device=A.device)
+    return x.reshape(B, K, -1), const, mag
+
+
+def _walk(st: GraphState, target: str, A: Tensor, relax: dict[str, object] | None,
+          add: dict[str, Tensor] | None,
+          nonlinear: bool) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    """Back-substitute ``A . target``; without ``nonlinear`` the walk stops at every
+    nonlinear node (its coefficients are returned with the input's)."""
     gm = st.gm
     relax = st.relax if relax is None else {**st.relax, **relax}
     B, K = A.shape[:2]
     coefs: dict[str, Tensor] = {target: A}
+    stopped: dict[str, Tensor] = {}
     const = torch.zeros((B, K), dtype=A.dtype, device=A.device)
     mag = torch.zeros_like(const)
     for name in reversed(gm.ancestors(target)):
@@ -247,13 +265,15 @@ def backward(st: GraphState, target: str, A: Tensor,
             extra = add[name]
             mag = mag + 2.0 * _dot(extra.abs(), st.mag[name])
             a = extra if a is None else a + extra
-        if a is None or name == gm.input_name:
-            if a is not None:
-                coefs[name] = a
+        if a is None:
             continue
-        rule = st.rules[name]
+        rule = st.rules.get(name)
+        if name == gm.input_name or (not nonlinear and not getattr(rule, "linear", False)):
+            stopped[name] = a
+            continue
         if getattr(rule, "linear", False):
-            mag = mag + _dot(a.abs(), st.mag[name])
+            if not rule.exact and (name == target or name not in st.gm.covered):  # type: ignore[attr-defined]
+                mag = mag + _dot(a.abs(), st.mag[name])
             off = rule.offset  # type: ignore[attr-defined]
             if off is not None:
                 const = const + (a * off).flatten(2).sum(-1)
@@ -272,7 +292,7 @@ def backward(st: GraphState, target: str, A: Tensor,
             pos = a.clamp(min=0.0)
             outs = [a * r.a_up + pos * (r.a_lo - r.a_up)]
             const = const + (a * r.c_up + pos * (r.c_lo - r.c_up)).flatten(2).sum(-1)
-            v = _maxabs(st, z).unsqueeze(1)
+            v = st.mag[z].unsqueeze(1)
             X = 2.0 * (r.c_lo.abs() + r.c_up.abs() + torch.maximum(r.a_lo, r.a_up) * v)
             mag = mag + (a.abs() * X).flatten(2).sum(-1)
         for i, o in zip(st.dyn_inputs(name), outs, strict=True):
@@ -283,10 +303,7 @@ def backward(st: GraphState, target: str, A: Tensor,
                 coefs[i] = coefs[i] + o
             else:
                 coefs[i] = o
-    x = coefs.get(gm.input_name)
-    if x is None:
-        x = torch.zeros((B, K, gm.size(gm.input_name)), dtype=A.dtype, device=A.device)
-    return x.reshape(B, K, -1), const, mag
+    return stopped, const, mag
 
 
 def _dot(a: Tensor, m: Tensor) -> Tensor:
@@ -300,18 +317,33 @@ def concretize(st: GraphState, coef: Tensor, const: Tensor, mag: Tensor) -> Tens
     x_hi = st.hi[st.gm.input_name].reshape(coef.shape[0], -1, 1)
     mid, rad = (x_lo + x_hi) / 2.0, (x_hi - x_lo) / 2.0
     val = (coef @ mid).squeeze(-1) - (coef.abs() @ rad).squeeze(-1) + const
-    mag = mag + (coef.abs() @ torch.maximum(x_lo.abs(), x_hi.abs())).squeeze(-1)
-    return val - st.slack(mag)
+    return val - st.slack(mag + input_mag(st, coef))
+
+
+def input_mag(st: GraphState, coef: Tensor) -> Tensor:
+    """``|coef| max|x|`` when a nonlinear node reads the input directly (else every input
+    term is already inside some affine node's magnitude)."""
+    gm = st.gm
+    if all(getattr(st.rules[c], "linear", False) for c in gm.consumers(gm.input_name)):
+        return torch.zeros(coef.shape[:2], dtype=coef.dtype, device=coef.device)
+    x = st.mag[gm.input_name].reshape(coef.shape[0], -1, 1)
+    return (coef.abs() @ x).squeeze(-1)
 
 
 def spec_interval(st: GraphState, C: Tensor) -> tuple[Tensor, Tensor]:
-    """Interval bounds of ``C y`` (C (B, K, m)) from the output node's bounds."""
+    """Interval bounds of ``C y`` (C (B, K, m)): ``C`` goes back through the affine nodes
+    before the output and meets the interval bounds of the first nonlinear nodes (or the
+    input) there, which is tighter than the interval of ``y`` itself."""
     out = st.gm.output_name
-    B = st.batch
-    lo = st.lo[out].reshape(B, -1, 1)
-    hi = st.hi[out].reshape(B, -1, 1)
-    mid, rad = (lo + hi) / 2.0, (hi - lo) / 2.0
-    c = (C @ mid).squeeze(-1)
-    r = (C.abs() @ rad).squeeze(-1)
-    s = st.slack((C.abs() @ torch.maximum(lo.abs(), hi.abs())).squeeze(-1))
-    return c - r - s, c + r + s
+    B, K = C.shape[:2]
+    spec = torch.cat([C, -C], dim=1).reshape((B, 2 * K) + st.gm.shape[out])
+    frontier, const, mag = _walk(st, out, spec, None, None, False)
+    val = const
+    for name, a in frontier.items():
+        lo = st.lo[name].reshape(B, -1, 1)
+        hi = st.hi[name].reshape(B, -1, 1)
+        a = a.reshape(B, 2 * K, -1)
+        val = val + (a @ ((lo + hi) / 2.0)).squeeze(-1) - (a.abs() @ ((hi - lo) / 2.0)).squeeze(-1)
+        mag = mag + (a.abs() @ torch.maximum(lo.abs(), hi.abs())).squeeze(-1)
+    val = val - st.slack(mag)
+    return val[:, :K], -val[:, K:]
