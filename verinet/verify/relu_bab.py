@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -66,6 +66,7 @@ from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property, Term
 from verinet.types import Counterexample, InputError, Status
 from verinet.verify.deadline import Deadline
+from verinet.verify.domains import DomainPool, concat, take
 from verinet.verify.witness import Replayer
 
 log = logging.getLogger(__name__)
@@ -143,48 +144,11 @@ class _Batch:
         return int(self.term.shape[0])
 
     def take(self, idx: Tensor) -> _Batch:
-        return _Batch(*(getattr(self, f.name)[idx] for f in fields(_Batch)))
-
-    @staticmethod
-    def concat(parts: list[_Batch]) -> _Batch:
-        return _Batch(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(_Batch)))
+        return take(self, idx)
 
     def domains(self) -> Domains:
         return Domains(self.split, self.alpha.to(DT), self.beta.to(DT), self.lo.to(DT),
                        self.hi.to(DT), self.since)
-
-
-class _Pool:
-    """Slot storage of the open domains: popping copies only the popped rows."""
-
-    def __init__(self, first: _Batch) -> None:
-        self.store = first
-        self.live = torch.ones(len(first), dtype=torch.bool)
-
-    def __len__(self) -> int:
-        return int(self.live.sum())
-
-    def push(self, batch: _Batch) -> None:
-        free = torch.nonzero(~self.live).reshape(-1)
-        if len(free) < len(batch):
-            grow = max(len(batch) - len(free), len(self.live))
-            self.store = _Batch.concat([self.store, batch.take(torch.zeros(grow,
-                                                                           dtype=torch.long))])
-            self.live = torch.cat([self.live, torch.zeros(grow, dtype=torch.bool)])
-            free = torch.nonzero(~self.live).reshape(-1)
-        slots = free[: len(batch)]
-        for f in fields(_Batch):
-            getattr(self.store, f.name)[slots] = getattr(batch, f.name)
-        self.live[slots] = True
-
-    def pop(self, n: int, depth_first: bool) -> _Batch:
-        """The ``n`` domains with the lowest bound (or the deepest ones)."""
-        key = -self.store.depth.to(DT) if depth_first else self.store.lb.clone()
-        key[~self.live] = torch.inf
-        n = min(n, len(self))
-        slots = torch.topk(key, n, largest=False).indices
-        self.live[slots] = False
-        return self.store.take(slots)
 
 
 def relu_bab(
@@ -254,7 +218,7 @@ def _search(
     """Branch and bound over the terms of one box; updates ``stats``."""
     _, _, A_np, b_np = stacked_terms(prop)
     A, b = torch.tensor(A_np, dtype=DT), torch.tensor(b_np, dtype=DT)
-    pool = _Pool(_root_batch(root, group))
+    pool = DomainPool(_root_batch(root, group))
     split_opts = replace(options.split, iterations=options.root_iterations)
     batch = options.batch
     while len(pool):
@@ -336,7 +300,7 @@ def _children(root: SplitRoot, parent: _Batch, res: SplitBounds, keep: Tensor,
         split = parent.split.clone()
         split[rows, pos] = phase
         kids.append(_Batch(split=split, **common))
-    return _Batch.concat(kids)
+    return concat(kids)
 
 
 def _check_candidates(

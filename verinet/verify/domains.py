@@ -1,0 +1,68 @@
+"""Open branch-and-bound domains as a batch of tensors, and the pool that holds them.
+
+A *domain batch* is any dataclass whose fields are tensors with one leading domain axis
+and which has the fields ``depth`` (int64) and ``lb`` (the parent's lower bound, the
+priority).  :func:`take` and :func:`concat` work on every such dataclass; the
+:class:`DomainPool` stores domains in slots, so popping copies only the popped rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Generic, TypeVar
+
+import torch
+
+B = TypeVar("B")
+
+
+def take(batch: B, idx: torch.Tensor) -> B:
+    """The domains ``idx`` of a batch."""
+    return replace(batch, **{f.name: getattr(batch, f.name)[idx]  # type: ignore[type-var]
+                             for f in fields(batch)})  # type: ignore[arg-type]
+
+
+def concat(parts: list[B]) -> B:
+    """One batch of the domains of ``parts`` (in order)."""
+    first = parts[0]
+    return replace(first, **{f.name: torch.cat([getattr(p, f.name) for p in parts])  # type: ignore[type-var]
+                             for f in fields(first)})  # type: ignore[arg-type]
+
+
+def size(batch: object) -> int:
+    return int(batch.depth.shape[0])  # type: ignore[attr-defined]
+
+
+class DomainPool(Generic[B]):
+    """Slot storage of the open domains."""
+
+    def __init__(self, first: B) -> None:
+        self.store = first
+        self.live = torch.ones(size(first), dtype=torch.bool)
+
+    def __len__(self) -> int:
+        return int(self.live.sum())
+
+    def push(self, batch: B) -> None:
+        n = size(batch)
+        free = torch.nonzero(~self.live).reshape(-1)
+        if len(free) < n:
+            grow = max(n - len(free), len(self.live))
+            filler = take(batch, torch.zeros(grow, dtype=torch.long))
+            self.store = concat([self.store, filler])
+            self.live = torch.cat([self.live, torch.zeros(grow, dtype=torch.bool)])
+            free = torch.nonzero(~self.live).reshape(-1)
+        slots = free[:n]
+        for f in fields(batch):  # type: ignore[arg-type]
+            getattr(self.store, f.name)[slots] = getattr(batch, f.name)
+        self.live[slots] = True
+
+    def pop(self, n: int, depth_first: bool) -> B:
+        """The ``n`` domains with the lowest bound (or the deepest ones)."""
+        key = -self.store.depth.to(torch.float64) if depth_first else self.store.lb.clone()  # type: ignore[attr-defined]
+        key = key.to(torch.float64)
+        key[~self.live] = torch.inf
+        n = min(n, len(self))
+        slots = torch.topk(key, n, largest=False).indices
+        self.live[slots] = False
+        return take(self.store, slots)
