@@ -13,6 +13,8 @@ from typing import Generic, TypeVar
 
 import torch
 
+from verinet.spec.property import Property
+
 B = TypeVar("B")
 
 
@@ -66,3 +68,22 @@ class DomainPool(Generic[B]):
         slots = torch.topk(key, n, largest=False).indices
         self.live[slots] = False
         return take(self.store, slots)
+
+
+def box_groups(prop: Property, terms: list[int]) -> list[list[int]]:
+    """Terms grouped by identical input box (they share one root)."""
+    groups: dict[tuple[bytes, bytes], list[int]] = {}
+    for t in terms:
+        box = prop.terms[t].box
+        groups.setdefault((box.lower.tobytes(), box.upper.tobytes()), []).append(t)
+    return list(groups.values())
+
+
+def next_batch(batch: int, seconds: float, cap: int, round_seconds: float) -> int:
+    """The next round's batch size, keeping rounds near ``round_seconds`` so that a
+    deadline is met closely."""
+    if seconds > round_seconds and batch > 1:
+        return batch // 2
+    if seconds < round_seconds / 4:
+        return min(cap, 2 * batch)
+    return batch

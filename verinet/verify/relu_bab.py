@@ -66,7 +66,7 @@ from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property, Term
 from verinet.types import Counterexample, InputError, Status
 from verinet.verify.deadline import Deadline
-from verinet.verify.domains import DomainPool, concat, take
+from verinet.verify.domains import DomainPool, box_groups, concat, next_batch, take
 from verinet.verify.witness import Replayer
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def relu_bab(
         raise InputError("relu-bab needs a ReLU chain")
     terms = list(range(len(prop.terms))) if terms is None else list(terms)
     stats = _Stats()
-    for group in _box_groups(prop, terms):
+    for group in box_groups(prop, terms):
         if deadline.expired():
             stats.gave_up = True
             break
@@ -180,15 +180,6 @@ def relu_bab(
              stats.domains, stats.rounds, stats.max_depth, stats.leaves, stats.unknown_leaves,
              stats.infeasible)
     return stats.outcome(not stats.gave_up, None)
-
-
-def _box_groups(prop: Property, terms: list[int]) -> list[list[int]]:
-    """Terms grouped by identical input box (they share the root bounds)."""
-    groups: dict[tuple[bytes, bytes], list[int]] = {}
-    for t in terms:
-        box = prop.terms[t].box
-        groups.setdefault((box.lower.tobytes(), box.upper.tobytes()), []).append(t)
-    return list(groups.values())
 
 
 def _root_batch(root: SplitRoot, group: list[int]) -> _Batch:
@@ -246,20 +237,11 @@ def _search(
             pool.push(_children(root, dom.take(keep), res, keep, best[keep]))
             stats.max_depth = max(stats.max_depth, int(dom.depth[keep].max()) + 1)
         stats.max_queue = max(stats.max_queue, len(pool))
-        batch = _next_batch(batch, time.perf_counter() - t0, options.batch)
+        batch = next_batch(batch, time.perf_counter() - t0, options.batch, ROUND_SECONDS)
         log.debug("relu-bab round %d: %d bounded, %d split, queue %d, worst %.4g, %.1f s",
                   stats.rounds, len(dom), len(keep), len(pool), float(best.min()),
                   deadline.elapsed())
     return None
-
-
-def _next_batch(batch: int, seconds: float, cap: int) -> int:
-    """Keep rounds near ``ROUND_SECONDS`` so the deadline is met closely."""
-    if seconds > ROUND_SECONDS and batch > 1:
-        return batch // 2
-    if seconds < ROUND_SECONDS / 4:
-        return min(cap, 2 * batch)
-    return batch
 
 
 def _leaves(

@@ -232,14 +232,16 @@ def refine(st: GraphState, z: str, mask: Tensor) -> None:
 
 def backward(st: GraphState, target: str, A: Tensor,
              relax: dict[str, object] | None = None,
-             add: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+             add: dict[str, Tensor] | None = None,
+             taps: dict[str, Tensor | None] | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Lower bound of ``A . target`` as a linear function of the input.
 
     ``A`` (B, K, *shape); ``relax`` overrides relaxations (alpha-CROWN); ``add[n]``
     (B, K, *shape_n) is added to node ``n``'s coefficients before it is processed (the
-    split multipliers of beta-CROWN).  Returns ``(coef (B, K, n_in), const (B, K), mag
+    split multipliers of beta-CROWN); ``taps`` (name -> None) receives the coefficients
+    that reach each named node.  Returns ``(coef (B, K, n_in), const (B, K), mag
     (B, K))`` with ``A . target(x) >= coef x + const`` up to ``slack(mag)``."""
-    coefs, const, mag = _walk(st, target, A, relax, add, True)
+    coefs, const, mag = _walk(st, target, A, relax, add, True, taps)
     B, K = A.shape[:2]
     x = coefs.get(st.gm.input_name)
     if x is None:
@@ -248,8 +250,9 @@ def backward(st: GraphState, target: str, A: Tensor,
 
 
 def _walk(st: GraphState, target: str, A: Tensor, relax: dict[str, object] | None,
-          add: dict[str, Tensor] | None,
-          nonlinear: bool) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+          add: dict[str, Tensor] | None, nonlinear: bool,
+          taps: dict[str, Tensor | None] | None = None) -> tuple[dict[str, Tensor], Tensor,
+                                                                  Tensor]:
     """Back-substitute ``A . target``; without ``nonlinear`` the walk stops at every
     nonlinear node (its coefficients are returned with the input's)."""
     gm = st.gm
@@ -267,6 +270,8 @@ def _walk(st: GraphState, target: str, A: Tensor, relax: dict[str, object] | Non
             a = extra if a is None else a + extra
         if a is None:
             continue
+        if taps is not None and name in taps:
+            taps[name] = a
         rule = st.rules.get(name)
         if name == gm.input_name or (not nonlinear and not getattr(rule, "linear", False)):
             stopped[name] = a
@@ -313,8 +318,10 @@ def _dot(a: Tensor, m: Tensor) -> Tensor:
 
 def concretize(st: GraphState, coef: Tensor, const: Tensor, mag: Tensor) -> Tensor:
     """Sound minimum of ``coef x + const`` over each box, widened by the slack."""
-    x_lo = st.lo[st.gm.input_name].reshape(coef.shape[0], -1, 1)
-    x_hi = st.hi[st.gm.input_name].reshape(coef.shape[0], -1, 1)
+    x_lo = st.lo[st.gm.input_name]
+    x_hi = st.hi[st.gm.input_name]
+    x_lo, x_hi = (t.reshape(t.shape[0], -1, 1) for t in (x_lo, x_hi))  # a batch-1 state
+    # broadcasts over many coefficient rows
     mid, rad = (x_lo + x_hi) / 2.0, (x_hi - x_lo) / 2.0
     val = (coef @ mid).squeeze(-1) - (coef.abs() @ rad).squeeze(-1) + const
     return val - st.slack(mag + input_mag(st, coef))
@@ -326,8 +333,8 @@ def input_mag(st: GraphState, coef: Tensor) -> Tensor:
     gm = st.gm
     if all(getattr(st.rules[c], "linear", False) for c in gm.consumers(gm.input_name)):
         return torch.zeros(coef.shape[:2], dtype=coef.dtype, device=coef.device)
-    x = st.mag[gm.input_name].reshape(coef.shape[0], -1, 1)
-    return (coef.abs() @ x).squeeze(-1)
+    x = st.mag[gm.input_name]
+    return (coef.abs() @ x.reshape(x.shape[0], -1, 1)).squeeze(-1)
 
 
 def spec_interval(st: GraphState, C: Tensor) -> tuple[Tensor, Tensor]:
@@ -340,8 +347,8 @@ def spec_interval(st: GraphState, C: Tensor) -> tuple[Tensor, Tensor]:
     frontier, const, mag = _walk(st, out, spec, None, None, False)
     val = const
     for name, a in frontier.items():
-        lo = st.lo[name].reshape(B, -1, 1)
-        hi = st.hi[name].reshape(B, -1, 1)
+        lo = st.lo[name].reshape(st.lo[name].shape[0], -1, 1)
+        hi = st.hi[name].reshape(st.hi[name].shape[0], -1, 1)
         a = a.reshape(B, 2 * K, -1)
         val = val + (a @ ((lo + hi) / 2.0)).squeeze(-1) - (a.abs() @ ((hi - lo) / 2.0)).squeeze(-1)
         mag = mag + (a.abs() @ torch.maximum(lo.abs(), hi.abs())).squeeze(-1)

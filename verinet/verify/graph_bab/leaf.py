@@ -1,0 +1,111 @@
+"""Exact leaves of graph branch and bound: an LP over the input.
+
+When every root-unstable unit of a domain is split and every nonlinear node is a split
+(ReLU/LeakyReLU) node, the network is affine on the domain ``D = {x in box : s_i z_i(x)
+<= 0}``: every relaxation is exact, so one back-substitution gives each term row
+``A_r f(x)`` and each split pre-activation ``z_i(x)`` as a linear function ``L(x)`` of the
+input, up to its float slack ``sigma``.  Then, with ``tau`` the largest row violation,
+
+    ``min tau  s.t.  L_r(x) - sigma_r - b_r <= tau,  s_i G_i(x) <= sigma_i,  x in box``
+
+is a relaxation of the domain's problem (``D`` lies inside the relaxed polytope and every
+row value is at least its ``L_r - sigma_r``), so a certified LP bound ``> PROOF_TOL``
+(:func:`verinet.milp.certify.safe_lower_bound` on the solver's duals) proves the domain
+safe; an infeasible LP is proven empty only by a certified elastic LP.  The minimiser of
+an LP with ``tau <= 0`` is a candidate for the caller's replay, never a verdict.  The
+constraint rows are dense in the input (one row per split unit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from verinet.bounds.graph.propagate import backward, input_mag
+from verinet.milp.backend import SolverStatus, make_backend
+from verinet.milp.certify import safe_lower_bound
+from verinet.verify.graph_bab.bound import split_relaxations
+from verinet.verify.graph_bab.root import GraphRoot
+
+PROOF_TOL = 1e-9
+
+
+def _linear(root: GraphRoot, split: Tensor, target: str, A: Tensor) -> tuple[np.ndarray,
+                                                                             np.ndarray,
+                                                                             np.ndarray]:
+    """``A . target(x) = coef x + const`` on the domain, up to ``sigma`` (each (K, ...))."""
+    st = root.state
+    relax = split_relaxations(root, st, split.reshape(1, -1), torch.zeros((1, root.size),
+                                                               dtype=torch.float64))
+    coef, const, mag = backward(st, target, A, relax)
+    sigma = st.slack(mag + input_mag(st, coef))
+    return coef[0].numpy(), const[0].numpy(), sigma[0].numpy()
+
+
+def decide_leaf(root: GraphRoot, split: Tensor, C: np.ndarray, b: np.ndarray,
+                time_limit: float, backend: str = "highs") -> tuple[bool, np.ndarray | None]:
+    """(proven, candidate) for one fully split domain (``split`` (U,)) of the term with
+    rows ``C`` (K, m), ``b`` (K,)."""
+    gm, st = root.gm, root.state
+    out = gm.output_name
+    A = torch.tensor(C, dtype=torch.float64).reshape((1, len(C)) + gm.shape[out])
+    F, g, s_f = _linear(root, split, out, A)
+    rows, rhs = [], []
+    for i, z in enumerate(root.inputs):
+        idx = root.index[i]
+        if not len(idx):
+            continue
+        sgn = -root.block(split.reshape(1, -1), i)[0].to(torch.float64)  # active: -z <= 0
+        E = torch.zeros((1, len(idx), gm.size(z)), dtype=torch.float64)
+        E[0, torch.arange(len(idx)), idx] = sgn  # s_i z_i
+        G, h, s_g = _linear(root, split, z, E.reshape((1, len(idx)) + gm.shape[z]))
+        rows.append(G)
+        rhs.append(s_g - h)
+    lo = st.lo[gm.input_name].reshape(-1).numpy()
+    hi = st.hi[gm.input_name].reshape(-1).numpy()
+    n = lo.size
+    # tau's bounds: interval bounds of max_r (L_r - sigma_r - b_r) over the box
+    base = g - s_f - b
+    t_lo = float(np.max(base + np.minimum(F * lo, F * hi).sum(1))) - 1.0
+    t_hi = float(np.max(base + np.maximum(F * lo, F * hi).sum(1))) + 1.0
+    be = make_backend(backend)
+    be.add_vars(lo, hi)
+    tau = be.add_vars([t_lo], [t_hi])
+    K = len(C)
+    obj_rows = sp.hstack([sp.csr_matrix(F), sp.csr_matrix(-np.ones((K, 1)))]).tocsr()
+    be.add_rows(obj_rows, np.full(K, -np.inf), -base)
+    if rows:
+        D = np.concatenate(rows)
+        be.add_rows(sp.hstack([sp.csr_matrix(D), sp.csr_matrix((len(D), 1))]).tocsr(),
+                    np.full(len(D), -np.inf), np.concatenate(rhs))
+    be.set_objective(tau, [1.0])
+    be.set_time_limit(max(0.1, time_limit))
+    res = be.solve(relax=True)
+    if res.status is SolverStatus.OPTIMAL and res.row_duals is not None:
+        if safe_lower_bound(be.model(), res.row_duals) > PROOF_TOL:
+            return True, None
+        return False, None if res.x is None else np.asarray(res.x[:n])
+    if res.status is SolverStatus.INFEASIBLE and rows:
+        return _empty(np.concatenate(rows), np.concatenate(rhs), lo, hi, backend,
+                      time_limit), None
+    return False, None
+
+
+def _empty(D: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray, backend: str,
+           time_limit: float) -> bool:
+    """True only if a certified LP shows ``{x in box : D x <= rhs}`` is empty: ``min e``
+    s.t. ``D x - e <= rhs`` is feasible (``e`` large) and its bound is ``> 0``."""
+    be = make_backend(backend)
+    be.add_vars(lo, hi)
+    span = np.abs(D) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(rhs)
+    e = be.add_vars([0.0], [float(span.max()) + 1.0])
+    be.add_rows(sp.hstack([sp.csr_matrix(D), sp.csr_matrix(-np.ones((len(D), 1)))]).tocsr(),
+                np.full(len(D), -np.inf), rhs)
+    be.set_objective(e, [1.0])
+    be.set_time_limit(max(0.1, time_limit))
+    res = be.solve(relax=True)
+    if res.status is not SolverStatus.OPTIMAL or res.row_duals is None:
+        return False
+    return safe_lower_bound(be.model(), res.row_duals) > 0.0

@@ -1,0 +1,237 @@
+"""Branch and bound over ReLU phases on the graph: CNNs, ResNets, pooling nets.
+
+A domain is (term, splits) over the root's unstable ReLU/LeakyReLU units (:mod:`.root`).
+Each round pops a batch of domains (lowest parent bound first; deepest first once the
+queue passes half its cap), bounds them in one batched beta-CROWN pass (:mod:`.bound`;
+children start from their parent's alpha and beta) and
+
+* drops a domain when some row of its term has a sound lower bound ``> PROOF_TOL``;
+* replays the box vertex minimising each surviving domain's linear lower bound (only the
+  :class:`~verinet.verify.witness.Replayer` makes witnesses);
+* decides a domain with no free unit exactly when the network is affine on it
+  (:mod:`.leaf`), and otherwise leaves it *unknown* (never proven);
+* splits the rest on the unit the branching score picks.
+
+Completeness: children cover their parent and every leaf is decided exactly (on graphs
+whose nonlinear nodes are all ReLU/LeakyReLU), so an exhausted queue without unknown
+leaves proves every term unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from verinet.bounds.graph import GraphModel
+from verinet.ir.torch import torch_network
+from verinet.spec.matrices import stacked_terms
+from verinet.spec.property import Property
+from verinet.types import Counterexample, InputError
+from verinet.verify.deadline import Deadline
+from verinet.verify.domains import DomainPool, box_groups, concat, next_batch, take
+from verinet.verify.graph_bab.bound import Bounded, GraphSplitOptions, bound_domains
+from verinet.verify.graph_bab.leaf import decide_leaf
+from verinet.verify.graph_bab.root import GraphRoot, make_root
+from verinet.verify.witness import Replayer
+
+log = logging.getLogger(__name__)
+
+PROOF_TOL = 1e-9
+ROUND_SECONDS = 4.0
+
+
+@dataclass(frozen=True)
+class GraphBabOptions:
+    batch: int = 64                 # domains bounded per round
+    split: GraphSplitOptions = GraphSplitOptions()
+    root_iterations: int = 50       # alpha/beta steps for the root domains
+    max_domains: int = 200_000      # queue cap (then: unknown)
+    leaf_time: float = 10.0         # seconds per exact leaf LP
+    backend: str = "highs"
+
+    def __post_init__(self) -> None:
+        if self.batch < 1 or self.max_domains < 1:
+            raise InputError("graph BaB: batch and max_domains must be positive")
+
+
+DEFAULT_OPTIONS = GraphBabOptions()
+
+
+@dataclass(frozen=True)
+class GraphBabOutcome:
+    """``proven`` is True iff every listed term was shown unreachable."""
+
+    proven: bool
+    counterexample: Counterexample | None
+    domains: int = 0
+    rounds: int = 0
+    max_depth: int = 0
+    max_queue: int = 0
+    leaves: int = 0
+    unknown_leaves: int = 0
+    split_units: int = 0
+
+
+@dataclass
+class _Stats:
+    domains: int = 0
+    rounds: int = 0
+    max_depth: int = 0
+    max_queue: int = 0
+    leaves: int = 0
+    unknown_leaves: int = 0
+    split_units: int = 0
+    gave_up: bool = False
+
+    def outcome(self, proven: bool, cex: Counterexample | None) -> GraphBabOutcome:
+        ok = proven and not self.gave_up and self.unknown_leaves == 0
+        return GraphBabOutcome(ok, cex, self.domains, self.rounds, self.max_depth,
+                               self.max_queue, self.leaves, self.unknown_leaves,
+                               self.split_units)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Domains: ``split`` (N, U) int8; ``alpha``, ``beta`` (N, U) float32; ``term``,
+    ``depth`` (N,) int64; ``lb`` (N,) float64, the parent's bound (the priority)."""
+
+    split: Tensor
+    alpha: Tensor
+    beta: Tensor
+    term: Tensor
+    depth: Tensor
+    lb: Tensor = field(repr=False)
+
+
+def graph_bab(gm: GraphModel, prop: Property, replayer: Replayer, deadline: Deadline,
+              terms: list[int] | None = None,
+              options: GraphBabOptions = DEFAULT_OPTIONS) -> GraphBabOutcome:
+    """Prove the listed terms unreachable or find a confirmed counterexample."""
+    gm.check()
+    terms = list(range(len(prop.terms))) if terms is None else list(terms)
+    stats = _Stats()
+    for group in box_groups(prop, terms):
+        if deadline.expired():
+            stats.gave_up = True
+            break
+        box = prop.terms[group[0]].box
+        root = make_root(gm, torch.tensor(box.lower), torch.tensor(box.upper))
+        stats.split_units = max(stats.split_units, root.size)
+        cex = _search(root, prop, group, replayer, deadline, options, stats)
+        if cex is not None:
+            return stats.outcome(False, cex)
+        if stats.gave_up:
+            break
+    log.info("graph-bab: %d domains, %d rounds, depth %d, %d leaves (%d unknown), "
+             "%d split units", stats.domains, stats.rounds, stats.max_depth, stats.leaves,
+             stats.unknown_leaves, stats.split_units)
+    return stats.outcome(not stats.gave_up, None)
+
+
+def _root_batch(root: GraphRoot, group: list[int]) -> Batch:
+    n, U = len(group), root.size
+    lo, hi = root.unit_bounds()
+    alpha = (hi > -lo).to(torch.float32)
+    return Batch(torch.zeros((n, U), dtype=torch.int8), alpha.expand(n, U).clone(),
+                 torch.zeros((n, U), dtype=torch.float32), torch.tensor(group),
+                 torch.zeros(n, dtype=torch.int64),
+                 torch.full((n,), -torch.inf, dtype=torch.float64))
+
+
+def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replayer,
+            deadline: Deadline, options: GraphBabOptions, stats: _Stats
+            ) -> Counterexample | None:
+    _, _, A_np, b_np = stacked_terms(prop)
+    A, b = torch.tensor(A_np), torch.tensor(b_np)
+    pool: DomainPool[Batch] = DomainPool(_root_batch(root, group))
+    split_opts = replace(options.split, iterations=options.root_iterations)
+    batch = options.batch
+    while len(pool):
+        if deadline.expired() or len(pool) > options.max_domains:
+            stats.gave_up = True
+            return None
+        t0 = time.perf_counter()
+        dom = pool.pop(batch, depth_first=len(pool) > options.max_domains // 2)
+        res = bound_domains(root, dom.split, dom.alpha, dom.beta, A[dom.term], b[dom.term],
+                            split_opts, deadline.expired)
+        split_opts = options.split
+        stats.rounds += 1
+        stats.domains += int(dom.term.shape[0])
+        best = res.lower.max(dim=1).values
+        alive = ~(best > PROOF_TOL)  # a NaN bound proves nothing
+        cex = _check_candidates(root, res.x[alive], dom.term[alive], A, b, replayer)
+        if cex is None:
+            cex = _leaves(root, prop, dom, res, alive, A, b, replayer, deadline, options,
+                          stats)
+        if cex is not None or stats.gave_up:
+            return cex
+        keep = torch.nonzero(alive).reshape(-1)
+        if len(keep):
+            pool.push(_children(take(dom, keep), take(res, keep), best[keep]))
+            stats.max_depth = max(stats.max_depth, int(dom.depth[keep].max()) + 1)
+        stats.max_queue = max(stats.max_queue, len(pool))
+        batch = next_batch(batch, time.perf_counter() - t0, options.batch, ROUND_SECONDS)
+        log.debug("graph-bab round %d: %d bounded, %d split, queue %d, worst %.4g, %.1f s",
+                  stats.rounds, int(dom.term.shape[0]), len(keep), len(pool),
+                  float(best.min()), deadline.elapsed())
+    return None
+
+
+def _check_candidates(root: GraphRoot, x: Tensor, terms: Tensor, A: Tensor, b: Tensor,
+                      replayer: Replayer) -> Counterexample | None:
+    """Replay the candidates whose outputs violate their term."""
+    if not len(terms):
+        return None
+    with torch.no_grad():
+        y = torch_network(root.gm.network)(x)
+    viol = ((A[terms] @ y.unsqueeze(-1)).squeeze(-1) - b[terms]).max(dim=1).values
+    if (viol <= 0).any():
+        return replayer.confirm_batch(x.numpy(), terms.numpy(), viol.numpy())
+    return None
+
+
+def _leaves(root: GraphRoot, prop: Property, dom: Batch, res: Bounded, alive: Tensor,
+            A: Tensor, b: Tensor, replayer: Replayer, deadline: Deadline,
+            options: GraphBabOptions, stats: _Stats) -> Counterexample | None:
+    """Decide the alive domains without a free unit; clears their ``alive``."""
+    for i in torch.nonzero(alive & (res.branch < 0)).reshape(-1):
+        if deadline.expired():
+            stats.gave_up = True
+            return None
+        alive[i] = False
+        stats.leaves += 1
+        if not root.affine_leaves:
+            stats.unknown_leaves += 1
+            continue
+        t = int(dom.term[i])
+        limit = min(options.leaf_time, deadline.remaining())
+        proven, x = decide_leaf(root, dom.split[i], A[t].numpy(), b[t].numpy(), limit,
+                                options.backend)
+        if proven:
+            continue
+        if x is not None:
+            cex = replayer.confirm(x, t)
+            if cex is not None:
+                return cex
+            log.warning("graph-bab: LP candidate for term %d failed replay", t)
+        stats.unknown_leaves += 1
+    return None
+
+
+def _children(parent: Batch, res: Bounded, best: Tensor) -> Batch:
+    """Two children per domain, split on the unit the bounding step picked."""
+    pos = res.branch
+    rows = torch.arange(len(pos))
+    beta = res.beta.to(torch.float32).clone()
+    beta[rows, pos] = 0.0
+    kids = []
+    for phase in (1, -1):
+        split = parent.split.clone()
+        split[rows, pos] = phase
+        kids.append(Batch(split, res.alpha.to(torch.float32), beta, parent.term,
+                          parent.depth + 1, best.to(torch.float64)))
+    return concat(kids)
