@@ -14,7 +14,8 @@ from tests.nets import float32_layers, random_layers, relu_network, relu_onnx
 from tests.oracle import exact_radius
 from verinet.certify.bracket import Bracket, Sample, confirm_witness
 from verinet.certify.crown_radius import crown_radius
-from verinet.certify.engine import CertifyOptions, certify_sample, chain_or_none
+from verinet.certify.engine import CertifyOptions, certify_sample
+from verinet.verify.views import ModelViews
 from verinet.certify.result import SampleReport, SampleStatus, Witness
 from verinet.certify.run import certify
 from verinet.ir.chain import to_chain
@@ -194,4 +195,4 @@ def test_run_calls_back_after_every_sample() -> None:
                   on_sample=lambda r: seen.append(len(r.samples)))
     assert seen == [1, 2, 3]
     assert [s.index for s in rep.samples] == [0, 1, 2]
-    assert chain_or_none(net)[0] is not None
+    assert ModelViews(net).chain is not None

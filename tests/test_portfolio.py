@@ -77,7 +77,7 @@ def test_input_bab_portfolio_matches_oracle(inst):
     _check_against_oracle(*inst, complete="input-bab")
 
 
-def test_unsupported_chain_gives_unknown():
+def test_skip_connection_is_verified_on_the_graph():
     from verinet.ir import ops as O
     from verinet.ir.graph import Network, Node
 
@@ -91,7 +91,23 @@ def test_unsupported_chain_gives_unknown():
     box = Box(np.full(2, -1.0), np.ones(2))
     prop = Property((Term(box, Halfspaces(np.array([[1.0, 0.0]]), np.array([-100.0]))),), 2, 2)
     res = verify(net, prop, None, timeout=5.0)
+    assert res.status is Status.VERIFIED and res.reason.name == "PROVEN_BY_BOUNDS"
+
+
+def test_unsupported_node_gives_unknown_naming_it():
+    from verinet.ir import ops as O
+    from verinet.ir.graph import Network, Node
+
+    nodes = (
+        Node("fc", O.Linear(np.eye(2), np.zeros(2)), ("x",), (1, 2)),
+        Node("sq", O.Binary("mul"), ("fc", "x"), (1, 2)),
+    )
+    net = Network("x", (1, 2), nodes, "sq")
+    box = Box(np.full(2, -1.0), np.ones(2))
+    prop = Property((Term(box, Halfspaces(np.array([[1.0, 0.0]]), np.array([-100.0]))),), 2, 2)
+    res = verify(net, prop, None, timeout=5.0)
     assert res.status is Status.UNKNOWN and res.reason.name == "UNSUPPORTED"
+    assert "Binary 'sq' (mul of two input-dependent tensors" in res.message
 
 
 @pytest.mark.parametrize("timeout", [0.5])

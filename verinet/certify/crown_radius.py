@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from verinet.bounds.crown import crown_bounds
+from verinet.bounds.graph import GraphModel, graph_crown
 from verinet.ir.chain import Chain
 from verinet.types import linf_ball_bounds, linf_reach
 from verinet.verify.deadline import Deadline
@@ -30,17 +31,18 @@ def margin_rows(label: int, n_classes: int) -> np.ndarray:
     return C
 
 
-def certified_margins(chain: Chain, x0: np.ndarray, label: int, eps: np.ndarray,
+def certified_margins(engine: GraphModel | Chain, x0: np.ndarray, label: int, eps: np.ndarray,
                       domain: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """(B, m-1) sound lower bounds of ``y_label - y_j`` on each ball (columns in class
-    order without ``label``)."""
+    order without ``label``), by CROWN on the graph (or on a chain)."""
     lo, hi = linf_ball_bounds(x0, np.asarray(eps, dtype=np.float64).reshape(-1), *domain)
-    C = margin_rows(label, chain.n_outputs)
-    return crown_bounds(chain, lo, hi, C).lower
+    if isinstance(engine, GraphModel):
+        return graph_crown(engine, lo, hi, margin_rows(label, engine.network.n_outputs)).lower
+    return crown_bounds(engine, lo, hi, margin_rows(label, engine.n_outputs)).lower
 
 
 def crown_radius(
-    chain: Chain,
+    engine: GraphModel | Chain,
     x0: np.ndarray,
     label: int,
     upper: float,
@@ -59,7 +61,7 @@ def crown_radius(
         if deadline is not None and deadline.expired():
             break
         eps = np.linspace(lo_eps, hi_eps, grid + 1)[1:]
-        ok = (certified_margins(chain, x0, label, eps, domain) > 0).all(axis=1)
+        ok = (certified_margins(engine, x0, label, eps, domain) > 0).all(axis=1)
         if ok.any():
             k = int(np.flatnonzero(ok).max())
             lo_eps = float(eps[k])

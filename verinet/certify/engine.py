@@ -30,19 +30,19 @@ import numpy as np
 from verinet.certify.bracket import Bracket, Sample, confirm_witness
 from verinet.certify.crown_radius import certified_margins, crown_radius
 from verinet.certify.result import SampleReport, SampleStatus, Witness
-from verinet.ir.chain import Chain, to_chain
+from verinet.ir.chain import Chain
 from verinet.ir.graph import Network
 from verinet.spec.property import Property
-from verinet.types import InputError, Reason, Sandwich, Status, UnsupportedModelError
+from verinet.types import InputError, Reason, Sandwich, Status
 from verinet.verify.deadline import Deadline
 from verinet.verify.portfolio import VerifyOptions
 from verinet.verify.portfolio import verify as portfolio_verify
+from verinet.verify.views import ModelViews
 from verinet.verify.witness import OnnxEval
 
 log = logging.getLogger(__name__)
 
 ATTACKS = ("deepfool", "fmn", "pgd")
-DERIVE = object()  # certify_sample's default: derive the chain from the network
 ATTACK_SHARE = 0.25  # no new attack starts after this share of the sample's time
 # Measured on DeepPAC's FNN1 (784-50-50-50-10): the radius MILP with 45 binaries found no
 # incumbent in 120 s, while ReLU branch and bound proved eps 0.0208 in 7 s; so the MILP
@@ -94,7 +94,7 @@ class _Ctx:
     """Everything one sample's stages share (mutable, private to this module)."""
 
     network: Network
-    chain: Chain | None
+    views: ModelViews
     onnx_eval: OnnxEval | None
     sample: Sample
     options: CertifyOptions
@@ -108,21 +108,18 @@ class _Ctx:
     def timed(self, key: str, t0: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + time.monotonic() - t0
 
-
-def chain_or_none(network: Network) -> tuple[Chain | None, str]:
-    """The network's chain, or None with the reason it has none."""
-    try:
-        return to_chain(network), ""
-    except UnsupportedModelError as e:
-        return None, str(e)
+    @property
+    def chain(self) -> Chain | None:
+        """The dense chain of a fully connected model (the MILP radius works on it)."""
+        return self.views.chain if self.views.dense else None
 
 
 def certify_sample(network: Network, onnx_eval: OnnxEval | None, index: int, x0: np.ndarray,
-                   label: int, options: CertifyOptions, chain: Chain | None | object = DERIVE
+                   label: int, options: CertifyOptions, views: ModelViews | None = None
                    ) -> SampleReport:
     """Certify one sample (``x0`` flat raw input) within ``options.timeout`` seconds.
-    ``chain``: the network's chain (None: it has none) when the caller already derived it;
-    by default it is derived here."""
+    ``views``: the model's engine views when the caller keeps them across samples
+    (derived here else)."""
     start = time.monotonic()
     lo, hi = options.domain
     n = network.n_inputs
@@ -133,13 +130,11 @@ def certify_sample(network: Network, onnx_eval: OnnxEval | None, index: int, x0:
     rival = int(others[np.argmax(y[others])])
     if y[rival] >= y[sample.label]:
         return _misclassified(index, sample, rival, options, start)
-    if chain is DERIVE:
-        chain, _ = chain_or_none(network)
-    assert chain is None or isinstance(chain, Chain)
+    views = ModelViews(network) if views is None else views
     rng = np.random.default_rng([options.seed, index])
-    ctx = _Ctx(network, chain, onnx_eval, sample, options, Deadline(options.timeout, start), rng)
+    ctx = _Ctx(network, views, onnx_eval, sample, options, Deadline(options.timeout, start), rng)
     _attack_stage(ctx)
-    if ctx.chain is not None:
+    if not views.graph.unsupported:
         _crown_stage(ctx)
     if options.eps is not None:
         _eps_stage(ctx, options.eps)
@@ -241,12 +236,11 @@ def _attack_bisection(ctx: _Ctx, attack: Any, name: str, steps: int = 6) -> None
 
 
 def _crown_stage(ctx: _Ctx) -> None:
-    assert ctx.chain is not None
     t0 = time.monotonic()
     top = ctx.bracket.upper
     if ctx.options.eps is not None and not math.isfinite(top):
         top = max(ctx.options.eps * 2.0, 1e-3)
-    eps = crown_radius(ctx.chain, ctx.sample.x0, ctx.sample.label,
+    eps = crown_radius(ctx.views.graph, ctx.sample.x0, ctx.sample.label,
                        min(top, ctx.sample.max_distance), ctx.sample.domain,
                        deadline=ctx.deadline)
     if eps > 0:
@@ -262,7 +256,7 @@ def _verify_at(ctx: _Ctx, eps: float, fraction: float) -> Status:
         return Status.UNKNOWN
     # Our attacks already ran: the verifier's own PGD gets a small share of each probe.
     opts = replace(ctx.options.verify, seed=int(ctx.rng.integers(2**31)), attack_fraction=0.05)
-    res = portfolio_verify(ctx.network, prop, ctx.onnx_eval, sub.seconds, opts, sub)
+    res = portfolio_verify(ctx.network, prop, ctx.onnx_eval, sub.seconds, opts, sub, ctx.views)
     if res.status is Status.VERIFIED:
         ctx.bracket.prove_robust(eps, "verify:" + res.reason.value)
     elif res.status is Status.FALSIFIED:
@@ -301,7 +295,7 @@ def _milp_stage(ctx: _Ctx, max_binaries: int | None) -> None:
         return
     bounds = tighten_bounds(chain, box, bounds, Tightening.LP, ctx.options.backend,
                             time_budget=0.2 * ctx.deadline.remaining())
-    margins = certified_margins(chain, s.x0, s.label, np.array([R]), s.domain)[0]
+    margins = certified_margins(ctx.views.graph, s.x0, s.label, np.array([R]), s.domain)[0]
     classes = [j for j in range(chain.n_outputs) if j != s.label]
     first = b.witness.predicted if b.witness is not None else -1
     order = sorted((j for j, m in zip(classes, margins, strict=True) if m <= 0),

@@ -21,7 +21,7 @@ from dataclasses import replace
 import numpy as np
 
 from verinet.certify.bracket import Sample, confirm_witness
-from verinet.certify.engine import CertifyOptions, certify_sample, chain_or_none
+from verinet.certify.engine import CertifyOptions, certify_sample
 from verinet.certify.result import (
     CertifyReport,
     CleverEstimate,
@@ -35,6 +35,7 @@ from verinet.pac.dataset import PacRun, pac_settings, run_pac
 from verinet.pac.result import PacRecord
 from verinet.pac.verdict import PacProblem
 from verinet.types import Guarantee, InputError, Reason, Sandwich
+from verinet.verify.views import ModelViews
 from verinet.verify.witness import OnnxEval
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,11 @@ def certify(
     if y.shape != (x.shape[0],):
         raise InputError(f"{y.size} labels for {x.shape[0]} samples")
     idx = np.arange(x.shape[0]) if indices is None else np.asarray(indices)
-    chain, why = chain_or_none(network)  # once; None is passed on as "no chain"
-    if chain is None:
-        log.warning("no exact engine for this network (%s): lower bounds come from the "
-                    "verifier's bounds only", why)
+    views = ModelViews(network)  # derived once for every sample
+    if views.graph.unsupported:
+        log.warning("no bound engine for %d node(s) of this network (%s): no certified "
+                    "lower bounds", len(views.graph.unsupported),
+                    "; ".join(f"{op} '{n}'" for op, n, _ in views.graph.unsupported[:3]))
     t0 = time.monotonic()
     done: list[SampleReport] = []
     settings = _settings(options)
@@ -81,7 +83,7 @@ def certify(
     report = CertifyReport(model_name, data_name, (), options.eps, options.tolerance,
                            options.seed, settings, 0.0)
     for i in order:
-        rep = certify_sample(network, onnx_eval, int(idx[i]), x[i], int(y[i]), options, chain)
+        rep = certify_sample(network, onnx_eval, int(idx[i]), x[i], int(y[i]), options, views)
         if pac is not None and rep.correct:
             rep = with_pac(network, onnx_eval, rep, x[i], options, pac)
         if clever is not None and rep.correct:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verinet.bounds.crown import crown_bounds, crown_layer_bounds
+from verinet.bounds.graph import GraphModel, graph_alpha_crown, graph_crown
 from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain
 from verinet.spec.property import Term
@@ -32,6 +33,47 @@ def alpha_crown_lower(
     if deadline.remaining() < 1.0:
         return crown_lower(chain, lo, hi, A)
     return alpha_crown_bounds(chain, lo, hi, A).lower
+
+
+def by_box(lo: np.ndarray, hi: np.ndarray,
+           A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Terms (T, n) boxes and (T, k, m) rows grouped by identical box: ``(lo_u, hi_u, C)``
+    with one box per group and all its terms' rows (U, G k, m), and ``where`` (T,): the
+    group of each term (its rows are block ``position`` of the group's, in term order)."""
+    keys: dict[bytes, int] = {}
+    where = np.empty(len(lo), dtype=np.int64)
+    for t in range(len(lo)):
+        where[t] = keys.setdefault(lo[t].tobytes() + hi[t].tobytes(), len(keys))
+    first = [int(np.flatnonzero(where == g)[0]) for g in range(len(keys))]
+    size = max(int((where == g).sum()) for g in range(len(keys)))
+    T, k, m = A.shape
+    C = np.zeros((len(keys), size * k, m))
+    slot = np.zeros(T, dtype=np.int64)
+    for g in range(len(keys)):
+        for j, t in enumerate(np.flatnonzero(where == g)):
+            C[g, j * k:(j + 1) * k] = A[t]
+            slot[t] = j
+    return lo[first], hi[first], C, np.stack([where, slot], axis=1)
+
+
+def _ungroup(lower: np.ndarray, where: np.ndarray, k: int) -> np.ndarray:
+    return np.stack([lower[g, j * k:(j + 1) * k] for g, j in where])
+
+
+def graph_crown_lower(gm: GraphModel, lo: np.ndarray, hi: np.ndarray,
+                      A: np.ndarray) -> np.ndarray:
+    """Sound lower bounds (T, k) of ``A_t f(x)`` over each term's box, on the graph (terms
+    that share a box are bounded in one pass)."""
+    lo_u, hi_u, C, where = by_box(lo, hi, A)
+    return _ungroup(graph_crown(gm, lo_u, hi_u, C).lower, where, A.shape[1])
+
+
+def graph_alpha_crown_lower(gm: GraphModel, lo: np.ndarray, hi: np.ndarray, A: np.ndarray,
+                            deadline: Deadline) -> np.ndarray:
+    """alpha-CROWN lower bounds (T, k) on the graph (the ascent stops at the deadline)."""
+    lo_u, hi_u, C, where = by_box(lo, hi, A)
+    res = graph_alpha_crown(gm, lo_u, hi_u, C, stop=deadline.expired)
+    return _ungroup(res.lower, where, A.shape[1])
 
 
 def crown_bounder(chain: Chain) -> Bounder:

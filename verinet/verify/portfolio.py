@@ -29,17 +29,19 @@ import numpy as np
 
 from verinet.attacks.property_pgd import PgdOptions, property_pgd
 from verinet.bounds.interval import LayerBounds
-from verinet.ir.chain import Chain, to_chain
+from verinet.ir.chain import Chain
 from verinet.ir.graph import Network
 from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property
 from verinet.types import Counterexample, Reason, Status, UnsupportedModelError
 from verinet.verify import engines
 from verinet.verify.deadline import Deadline
+from verinet.verify.graph_bab import GraphBabOptions, graph_bab
 from verinet.verify.input_bab import InputBabOptions, input_bab
 from verinet.verify.relu_bab import ReluBabOptions, relu_bab
 from verinet.verify.result import TermOutcome, VerificationResult
 from verinet.verify.star import StarJob, StarOptions, StarOutcome, star_verify, worker_count
+from verinet.verify.views import ModelViews
 from verinet.verify.witness import OnnxEval, Replayer
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class VerifyOptions:
     input_bab_first_s: float = 0.3
     input_bab_alone_s: float = 0.3
     relu_bab: ReluBabOptions = ReluBabOptions()
+    graph_bab: GraphBabOptions = GraphBabOptions()
     star: StarOptions = StarOptions()
     seed: int = 0
 
@@ -119,32 +122,47 @@ def verify(
     timeout: float,
     options: VerifyOptions = VerifyOptions(),
     deadline: Deadline | None = None,
+    views: ModelViews | None = None,
 ) -> VerificationResult:
-    """Decide whether some term of ``prop`` is reachable by ``network``."""
+    """Decide whether some term of ``prop`` is reachable by ``network``.  ``views``: the
+    model's engine views when the caller keeps them across calls (derived here else)."""
     run = _Run(prop, Replayer(network, prop, onnx_eval), deadline or Deadline(timeout))
+    views = ModelViews(network) if views is None else views
     rng = np.random.default_rng(options.seed)
     if options.attack:
         cex = _attack(network, run, options, rng)
         if cex is not None:
             return run.result(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, cex)
-    try:
-        chain = to_chain(network)
-    except UnsupportedModelError as e:
-        return run.result(Status.UNKNOWN, Reason.UNSUPPORTED, msg=str(e))
-    remaining = _bounds_stage(chain, run, options)
+    low_dim = network.n_inputs <= options.input_split_max_dim
+    chain = views.chain if low_dim or views.dense else None
+    if views.graph.unsupported and chain is None:
+        return run.result(Status.UNKNOWN, Reason.UNSUPPORTED,
+                          msg=str(UnsupportedModelError(list(views.graph.unsupported),
+                                                        "graph bound engine")))
+    # Low-dimensional inputs stay on the chain, whose intermediate bounds also meet forward
+    # linear bounds; everything else is bounded on the graph (equal CROWN bounds).
+    remaining = _bounds_stage(views, chain if low_dim else None, run, options)
     if not remaining:
         return run.result(Status.VERIFIED, Reason.PROVEN_BY_BOUNDS)
     if run.deadline.expired():
         return run.result(Status.UNKNOWN, Reason.TIMEOUT)
-    if options.complete == "none" or not chain.is_relu:
-        why = "complete search disabled" if options.complete == "none" else "non-ReLU network"
-        return run.result(Status.UNKNOWN, Reason.INCOMPLETE, msg=why)
+    if options.complete == "none":
+        return run.result(Status.UNKNOWN, Reason.INCOMPLETE, msg="complete search disabled")
+    relu_chain = chain is not None and chain.is_relu
     strategy = options.complete
     if strategy == "auto":
-        low_dim = network.n_inputs <= options.input_split_max_dim
         # Measured on the 41 easier shared MNIST instances (timeouts scaled 0.2): ReLU BaB
         # solved 41 in 138 s, the per-term MILP path 40 in 1128 s at full timeouts.
-        strategy = "input-bab+star" if low_dim else "relu-bab"
+        strategy = "input-bab+star" if low_dim and relu_chain else "relu-bab"
+    if strategy == "relu-bab" and not relu_chain:
+        if views.graph.unsupported or views.unsplittable():
+            return run.result(Status.UNKNOWN, Reason.INCOMPLETE, msg=views.lacking())
+        return _graph_bab_stage(views, run, remaining, options)
+    if not relu_chain:
+        why = (f"--complete {strategy} needs a fully connected ReLU model "
+               f"({views.chain_reason or 'non-ReLU activations'}); use relu-bab")
+        return run.result(Status.UNKNOWN, Reason.INCOMPLETE, msg=why)
+    assert chain is not None
     if strategy == "input-bab+star":
         return _low_dim_stage(chain, run, remaining, options)
     if strategy == "input-bab":
@@ -172,21 +190,31 @@ def _attack(network: Network, run: _Run, options: VerifyOptions, rng: np.random.
     return cex
 
 
-def _bounds_stage(chain: Chain, run: _Run, options: VerifyOptions) -> list[int]:
-    """Prove what sound bounds can prove; return the terms left open."""
+def _bounds_stage(views: ModelViews, chain: Chain | None, run: _Run,
+                  options: VerifyOptions) -> list[int]:
+    """Prove what sound bounds can prove; return the terms left open.  ``chain``: bound on
+    the chain (low-dimensional inputs), else on the graph."""
     t0 = time.perf_counter()
     lo, hi, A, b = stacked_terms(run.prop)
-    lb = engines.crown_lower(chain, lo, hi, A) - b
+    if chain is not None:
+        lb = engines.crown_lower(chain, lo, hi, A) - b
+    else:
+        lb = engines.graph_crown_lower(views.graph, lo, hi, A) - b
     best = lb.max(axis=1)
     for t in np.flatnonzero(best > PROOF_TOL):
         run.outcomes[int(t)] = TermOutcome(int(t), Status.VERIFIED, "crown", float(best[t]))
     open_terms = [int(t) for t in np.flatnonzero(best <= PROOF_TOL)]
     run.timed("crown_s", t0)
-    if open_terms and options.alpha_crown and chain.is_relu and not run.deadline.expired():
+    optimise = chain is None or chain.is_relu
+    if open_terms and options.alpha_crown and optimise and not run.deadline.expired():
         t0 = time.perf_counter()
         idx = np.asarray(open_terms)
-        lb2 = engines.alpha_crown_lower(chain, lo[idx], hi[idx], A[idx], run.deadline) - b[idx]
-        best2 = lb2.max(axis=1)
+        if chain is not None:
+            lb2 = engines.alpha_crown_lower(chain, lo[idx], hi[idx], A[idx], run.deadline)
+        else:
+            lb2 = engines.graph_alpha_crown_lower(views.graph, lo[idx], hi[idx], A[idx],
+                                                  run.deadline)
+        best2 = (lb2 - b[idx]).max(axis=1)
         for t, v in zip(open_terms, best2, strict=True):
             if v > PROOF_TOL:
                 run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "alpha-crown", float(v))
@@ -284,6 +312,20 @@ def _relu_bab_stage(
     run.stats["bab_max_queue"] = float(out.max_queue)
     run.stats["bab_leaves"] = float(out.leaves)
     return _bab_result(run, remaining, out.proven, out.counterexample, "relu-bab")
+
+
+def _graph_bab_stage(views: ModelViews, run: _Run, remaining: list[int],
+                     options: VerifyOptions) -> VerificationResult:
+    t0 = time.perf_counter()
+    out = graph_bab(views.graph, run.prop, run.replayer, run.deadline, remaining,
+                    options.graph_bab)
+    run.timed("graph_bab_s", t0)
+    run.stats["bab_domains"] = float(out.domains)
+    run.stats["bab_max_depth"] = float(out.max_depth)
+    run.stats["bab_max_queue"] = float(out.max_queue)
+    run.stats["bab_leaves"] = float(out.leaves)
+    run.stats["bab_split_units"] = float(out.split_units)
+    return _bab_result(run, remaining, out.proven, out.counterexample, "graph-bab")
 
 
 def _bab_result(

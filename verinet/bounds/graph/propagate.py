@@ -54,7 +54,7 @@ class GraphOptions:
     dtype: torch.dtype = torch.float64
     device: str = "cpu"
     intermediate: str = "crown"
-    chunk_elems: int = 1 << 22
+    chunk_elems: int = 1 << 20
 
     def __post_init__(self) -> None:
         if self.intermediate not in INTERMEDIATE:

@@ -1,0 +1,78 @@
+"""The engines' views of one network, derived once per model and shared by every call.
+
+* ``graph``: the graph bound engine's :class:`~verinet.bounds.graph.GraphModel` (every
+  model; its ``unsupported`` list names the nodes it cannot bound);
+* ``chain``: the dense chain (:mod:`verinet.ir.chain`), only for fully connected models
+  (dense layers, elementwise affine ops and activations), where it is cheaper: the star
+  search and input splitting on low-dimensional inputs, and the chain engines of fully
+  connected nets.  On convolutional models its dense matrices would cost far more than the
+  network itself, so it is never formed there (``chain_reason`` says why it is absent).
+
+Both are computed lazily and kept on the instance: a certify run or a radius bisection
+passes one ``ModelViews`` to every verification instead of re-deriving them per call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from verinet.bounds.graph import GraphModel
+from verinet.bounds.graph.maxpool import MaxPoolRule
+from verinet.ir import ops as O
+from verinet.ir.chain import Chain, to_chain
+from verinet.ir.graph import Network
+from verinet.types import UnsupportedModelError
+from verinet.verify.graph_bab.root import SPLITTABLE
+
+#: Ops of a fully connected model (the chain derives them by dense matrices cheaply).
+DENSE_OPS = (O.Const, O.Linear, O.Binary, O.ChannelAffine, O.Reshape, O.Transpose, O.Concat,
+             O.Relu, O.LeakyRelu, O.Clip, O.Sigmoid, O.Tanh)
+
+
+@dataclass(frozen=True)
+class ModelViews:
+    network: Network
+    _cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def graph(self) -> GraphModel:
+        if "graph" not in self._cache:
+            self._cache["graph"] = GraphModel.of(self.network)
+        return self._cache["graph"]  # type: ignore[return-value]
+
+    @property
+    def dense(self) -> bool:
+        """Only dense layers, elementwise ops and activations."""
+        return all(isinstance(n.op, DENSE_OPS) for n in self.network.nodes)
+
+    @property
+    def chain(self) -> Chain | None:
+        """The chain form, or None (see :attr:`chain_reason`)."""
+        if "chain" not in self._cache:
+            chain, why = None, "not a fully connected model (the graph engine bounds it)"
+            if self.dense:
+                try:
+                    chain, why = to_chain(self.network), ""
+                except UnsupportedModelError as e:
+                    why = str(e)
+            self._cache["chain"], self._cache["chain_reason"] = chain, why
+        return self._cache["chain"]  # type: ignore[return-value]
+
+    @property
+    def chain_reason(self) -> str:
+        _ = self.chain
+        return str(self._cache["chain_reason"])
+
+    def unsplittable(self) -> list[tuple[str, str]]:
+        """(op, node) of the nonlinear nodes graph branch and bound cannot split: it splits
+        ReLU/LeakyReLU units, and MaxPool only makes its leaves inexact."""
+        gm = self.graph
+        return [(type(self.network.node(n).op).__name__, n) for n in gm.nonlinear()
+                if not isinstance(gm.rules[n], (*SPLITTABLE, MaxPoolRule))]
+
+    def lacking(self) -> str:
+        """Why no complete search runs (for an ``unknown`` reason): the nodes it lacks."""
+        bad = self.unsplittable()
+        shown = "; ".join(f"{op} '{name}'" for op, name in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        return f"no complete search for {len(bad)} node(s): {shown}{more}"
