@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from verinet.bounds.graph import GraphModel
+from verinet.bounds.graph.activations import ClipRule
 from verinet.bounds.graph.maxpool import MaxPoolRule
 from verinet.ir import ops as O
 from verinet.ir.chain import Chain, to_chain
@@ -64,11 +65,12 @@ class ModelViews:
         return str(self._cache["chain_reason"])
 
     def unsplittable(self) -> list[tuple[str, str]]:
-        """(op, node) of the nonlinear nodes graph branch and bound cannot split: it splits
-        ReLU/LeakyReLU units, and MaxPool only makes its leaves inexact."""
+        """(op, node) of the nonlinear nodes graph branch and bound cannot cut: it cuts
+        ReLU/LeakyReLU/Sigmoid/Tanh units; MaxPool and Clip stay relaxed (their domains can
+        end as unknown leaves)."""
         gm = self.graph
         return [(type(self.network.node(n).op).__name__, n) for n in gm.nonlinear()
-                if not isinstance(gm.rules[n], (*SPLITTABLE, MaxPoolRule))]
+                if not isinstance(gm.rules[n], (*SPLITTABLE, MaxPoolRule, ClipRule))]
 
     def lacking(self) -> str:
         """Why no complete search runs (for an ``unknown`` reason): the nodes it lacks."""

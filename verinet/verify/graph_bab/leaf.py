@@ -26,32 +26,34 @@ from torch import Tensor
 from verinet.bounds.graph.propagate import backward, input_mag
 from verinet.milp.backend import SolverStatus, make_backend
 from verinet.milp.certify import safe_lower_bound
-from verinet.verify.graph_bab.bound import split_relaxations
+from verinet.verify.graph_bab.bound import split_relaxations, unit_intervals
 from verinet.verify.graph_bab.root import GraphRoot
 
 PROOF_TOL = 1e-9
 
 
-def _linear(root: GraphRoot, split: Tensor, target: str, A: Tensor) -> tuple[np.ndarray,
-                                                                             np.ndarray,
-                                                                             np.ndarray]:
+def _linear(root: GraphRoot, lo: Tensor, hi: Tensor, target: str,
+            A: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``A . target(x) = coef x + const`` on the domain, up to ``sigma`` (each (K, ...))."""
     st = root.state
-    relax = split_relaxations(root, st, split.reshape(1, -1), torch.zeros((1, root.size),
+    intervals = unit_intervals(root, st, lo.reshape(1, -1), hi.reshape(1, -1))
+    relax = split_relaxations(root, st, intervals, torch.zeros((1, root.size, 2),
                                                                dtype=torch.float64))
     coef, const, mag = backward(st, target, A, relax)
     sigma = st.slack(mag + input_mag(st, coef))
     return coef[0].numpy(), const[0].numpy(), sigma[0].numpy()
 
 
-def decide_leaf(root: GraphRoot, split: Tensor, C: np.ndarray, b: np.ndarray,
+def decide_leaf(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: np.ndarray,
                 time_limit: float, backend: str = "highs") -> tuple[bool, np.ndarray | None]:
-    """(proven, candidate) for one fully split domain (``split`` (U,)) of the term with
+    """(proven, candidate) for one domain whose ReLU-like units are all cut (``lo``/``hi``
+    (U,) its intervals: each unit's phase is the sign of its interval) of the term with
     rows ``C`` (K, m), ``b`` (K,)."""
+    split = torch.where(lo >= 0, 1, -1).to(torch.int8)
     gm, st = root.gm, root.state
     out = gm.output_name
     A = torch.tensor(C, dtype=torch.float64).reshape((1, len(C)) + gm.shape[out])
-    F, g, s_f = _linear(root, split, out, A)
+    F, g, s_f = _linear(root, lo, hi, out, A)
     rows, rhs = [], []
     for i, z in enumerate(root.inputs):
         idx = root.index[i]
@@ -60,7 +62,7 @@ def decide_leaf(root: GraphRoot, split: Tensor, C: np.ndarray, b: np.ndarray,
         sgn = -root.block(split.reshape(1, -1), i)[0].to(torch.float64)  # active: -z <= 0
         E = torch.zeros((1, len(idx), gm.size(z)), dtype=torch.float64)
         E[0, torch.arange(len(idx)), idx] = sgn  # s_i z_i
-        G, h, s_g = _linear(root, split, z, E.reshape((1, len(idx)) + gm.shape[z]))
+        G, h, s_g = _linear(root, lo, hi, z, E.reshape((1, len(idx)) + gm.shape[z]))
         rows.append(G)
         rhs.append(s_g - h)
     lo = st.lo[gm.input_name].reshape(-1).numpy()

@@ -27,13 +27,14 @@ import torch
 from torch import Tensor
 
 from verinet.bounds.graph import GraphModel
+from verinet.bounds.graph.propagate import round_out
 from verinet.ir.torch import torch_network
 from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property
 from verinet.types import Counterexample, InputError
 from verinet.verify.deadline import Deadline
 from verinet.verify.domains import DomainPool, box_groups, concat, next_batch, take
-from verinet.verify.graph_bab.bound import Bounded, GraphSplitOptions, bound_domains
+from verinet.verify.graph_bab.bound import Bounded, GraphSplitOptions, Params, bound_domains
 from verinet.verify.graph_bab.leaf import decide_leaf
 from verinet.verify.graph_bab.root import GraphRoot, make_root
 from verinet.verify.witness import Replayer
@@ -96,12 +97,16 @@ class _Stats:
 
 @dataclass(frozen=True)
 class Batch:
-    """Domains: ``split`` (N, U) int8; ``alpha``, ``beta`` (N, U) float32; ``term``,
-    ``depth`` (N,) int64; ``lb`` (N,) float64, the parent's bound (the priority)."""
+    """Domains: ``lo``/``hi`` (N, U) float32 the units' intervals (rounded outward from
+    the root's; cut points are float32 values, shared by both children); ``alpha`` (N, U,
+    2), ``beta_lo``, ``beta_hi`` (N, U) float32; ``term``, ``depth`` (N,) int64; ``lb``
+    (N,) float64, the parent's bound (the priority)."""
 
-    split: Tensor
+    lo: Tensor
+    hi: Tensor
     alpha: Tensor
-    beta: Tensor
+    beta_lo: Tensor
+    beta_hi: Tensor
     term: Tensor
     depth: Tensor
     lb: Tensor = field(repr=False)
@@ -135,9 +140,11 @@ def graph_bab(gm: GraphModel, prop: Property, replayer: Replayer, deadline: Dead
 def _root_batch(root: GraphRoot, group: list[int]) -> Batch:
     n, U = len(group), root.size
     lo, hi = root.unit_bounds()
-    alpha = (hi > -lo).to(torch.float32)
-    return Batch(torch.zeros((n, U), dtype=torch.int8), alpha.expand(n, U).clone(),
-                 torch.zeros((n, U), dtype=torch.float32), torch.tensor(group),
+    alpha = root.unit_params().to(torch.float32)
+    zeros = torch.zeros((n, U), dtype=torch.float32)
+    return Batch(round_out(lo, torch.float32, -1).expand(n, U).clone(),
+                 round_out(hi, torch.float32, 1).expand(n, U).clone(),
+                 alpha.expand(n, U, 2).clone(), zeros, zeros.clone(), torch.tensor(group),
                  torch.zeros(n, dtype=torch.int64),
                  torch.full((n,), -torch.inf, dtype=torch.float64))
 
@@ -156,8 +163,8 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
             return None
         t0 = time.perf_counter()
         dom = pool.pop(batch, depth_first=len(pool) > options.max_domains // 2)
-        res = bound_domains(root, dom.split, dom.alpha, dom.beta, A[dom.term], b[dom.term],
-                            split_opts, deadline.expired)
+        res = bound_domains(root, dom.lo, dom.hi, Params(dom.alpha, dom.beta_lo, dom.beta_hi),
+                            A[dom.term], b[dom.term], split_opts, deadline.expired)
         split_opts = options.split
         stats.rounds += 1
         stats.domains += int(dom.term.shape[0])
@@ -209,7 +216,7 @@ def _leaves(root: GraphRoot, prop: Property, dom: Batch, res: Bounded, alive: Te
             continue
         t = int(dom.term[i])
         limit = min(options.leaf_time, deadline.remaining())
-        proven, x = decide_leaf(root, dom.split[i], A[t].numpy(), b[t].numpy(), limit,
+        proven, x = decide_leaf(root, dom.lo[i], dom.hi[i], A[t].numpy(), b[t].numpy(), limit,
                                 options.backend)
         if proven:
             continue
@@ -223,15 +230,19 @@ def _leaves(root: GraphRoot, prop: Property, dom: Batch, res: Bounded, alive: Te
 
 
 def _children(parent: Batch, res: Bounded, best: Tensor) -> Batch:
-    """Two children per domain, split on the unit the bounding step picked."""
-    pos = res.branch
+    """Two children per domain, cut at the unit and point the bounding step picked: the
+    lower half ``[l, m]`` (its upper end is new) and the upper half ``[m, u]``."""
+    pos, m = res.branch, res.point.to(torch.float32)
     rows = torch.arange(len(pos))
-    beta = res.beta.to(torch.float32).clone()
-    beta[rows, pos] = 0.0
-    kids = []
-    for phase in (1, -1):
-        split = parent.split.clone()
-        split[rows, pos] = phase
-        kids.append(Batch(split, res.alpha.to(torch.float32), beta, parent.term,
-                          parent.depth + 1, best.to(torch.float64)))
-    return concat(kids)
+    alpha = res.alpha.to(torch.float32)
+    lower_hi, upper_lo = parent.hi.clone(), parent.lo.clone()
+    lower_hi[rows, pos] = m
+    upper_lo[rows, pos] = m
+    b_hi, b_lo = res.beta_hi.to(torch.float32).clone(), res.beta_lo.to(torch.float32).clone()
+    b_hi[rows, pos] = 0.0
+    b_lo[rows, pos] = 0.0
+    low = Batch(parent.lo, lower_hi, alpha, res.beta_lo.to(torch.float32), b_hi, parent.term,
+                parent.depth + 1, best.to(torch.float64))
+    high = Batch(upper_lo, parent.hi, alpha, b_lo, res.beta_hi.to(torch.float32), parent.term,
+                 parent.depth + 1, best.to(torch.float64))
+    return concat([low, high])
