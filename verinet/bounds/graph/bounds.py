@@ -23,6 +23,7 @@ from torch import Tensor
 
 from verinet.bounds.crown import CrownResult
 from verinet.bounds.graph.model import GraphModel
+from verinet.bounds.graph.optimise import optimise
 from verinet.bounds.graph.propagate import (
     DEFAULT_OPTIONS,
     GraphOptions,
@@ -33,7 +34,6 @@ from verinet.bounds.graph.propagate import (
     input_mag,
     spec_interval,
 )
-from verinet.optim import Adam
 from verinet.types import InputError
 
 ArrayLike = np.ndarray | Tensor
@@ -147,59 +147,6 @@ def _final(st: GraphState, C: Tensor, params: dict[str, Tensor] | None = None,
             torch.where(up_better.unsqueeze(-1), out[4], base[4]),
             torch.where(up_better, out[5], base[5]), st)
     return pick
-
-
-def optimise(st: GraphState, spec: Tensor, iterations: int, lr: float,
-             opt_dtype: torch.dtype | None,
-             stop: Callable[[], bool] | None = None) -> dict[str, Tensor]:
-    """The best relaxation parameters (P, B, K, *shape) per nonlinear node for the lower
-    bounds of the rows ``spec`` (B, K, m), by projected Adam ascent."""
-    gm = st.gm
-    names = [n for n in gm.nonlinear() if st.params.get(n) is not None]
-    B, K = spec.shape[:2]
-    if not names or iterations == 0:
-        return {n: st.params[n].expand(-1, -1, K, *([-1] * len(gm.shape[n]))).clone()
-                for n in names}  # type: ignore[union-attr]
-    work = st if opt_dtype is None or opt_dtype == st.options.dtype else cast_state(st, opt_dtype)
-    A0 = spec.to(work.options.dtype).reshape((B, K) + gm.shape[gm.output_name])
-    params = {n: st.params[n].to(work.options.dtype)  # type: ignore[union-attr]
-              .expand(-1, -1, K, *([-1] * len(gm.shape[n]))).clone().requires_grad_(True)
-              for n in names}
-    opt = Adam(list(params.values()), lr=lr)
-    best_val = torch.full((B, K), -torch.inf, dtype=work.options.dtype, device=spec.device)
-    best = {n: p.detach().clone() for n, p in params.items()}
-    for it in range(iterations + 1):
-        relax = {n: work.relaxation(n, p) for n, p in params.items()}
-        coef, const, mag = backward(work, gm.output_name, A0, relax)
-        bound = concretize(work, coef, const, mag)
-        with torch.no_grad():
-            better = bound > best_val
-            best_val = torch.where(better, bound, best_val)
-            for n, p in params.items():
-                mask = better.reshape((1, B, K) + (1,) * len(gm.shape[n]))
-                best[n] = torch.where(mask, p.detach(), best[n])
-        if it == iterations or (stop is not None and stop()):
-            break
-        opt.zero_grad()
-        opt.ascend(bound.nan_to_num(nan=0.0, neginf=0.0).sum())
-        with torch.no_grad():
-            for p in opt.params:
-                p.clamp_(0.0, 1.0)
-    return {n: b.to(st.options.dtype) for n, b in best.items()}
-
-
-def cast_state(st: GraphState, dtype: torch.dtype) -> GraphState:
-    """A copy of ``st`` in ``dtype`` (an optimisation surrogate: not rounded outward)."""
-    options = GraphOptions(dtype, st.options.device, st.options.intermediate,
-                           st.options.chunk_elems)
-    out = GraphState(st.gm, options, st.gm.rules_on(dtype, options.device),
-                     st.gm.slack(dtype) if dtype in (torch.float32, torch.float64) else st.slack)
-    out.lo = {k: v.to(dtype) for k, v in st.lo.items()}
-    out.hi = {k: v.to(dtype) for k, v in st.hi.items()}
-    out.mag = {k: v.to(dtype) for k, v in st.mag.items()}
-    out.params = {k: None if v is None else v.to(dtype) for k, v in st.params.items()}
-    out.relax = {k: out.relaxation(k, None) for k in st.relax}
-    return out
 
 
 def _assemble(gm: GraphModel, parts: list[Part], return_intermediate: bool) -> CrownResult:

@@ -30,6 +30,7 @@ The bounds then hold for the real-valued network.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -49,12 +50,15 @@ class GraphOptions:
     """``dtype``/``device`` of the computation (float64 on the CPU keeps the float64
     slack; float32 uses the slack of :meth:`verinet.bounds.fp.Slack.for_dtype`);
     ``intermediate``: "crown" or "interval" bounds before every nonlinear node;
-    ``chunk_elems``: the largest coefficient tensor formed at once."""
+    ``chunk_elems``: the largest coefficient tensor formed at once; ``tighten``: Adam
+    steps of alpha-CROWN on every intermediate node's unstable units after its CROWN
+    bounds (0: none; :func:`verinet.bounds.graph.optimise.tighten_node`)."""
 
     dtype: torch.dtype = torch.float64
     device: str = "cpu"
     intermediate: str = "crown"
     chunk_elems: int = 1 << 20
+    tighten: int = 0
 
     def __post_init__(self) -> None:
         if self.intermediate not in INTERMEDIATE:
@@ -62,8 +66,8 @@ class GraphOptions:
                              f"{self.intermediate!r}")
         if self.dtype not in (torch.float64, torch.float32):
             raise InputError(f"the graph engine computes in float64 or float32, not {self.dtype}")
-        if self.chunk_elems < 1:
-            raise InputError("chunk_elems must be positive")
+        if self.chunk_elems < 1 or self.tighten < 0:
+            raise InputError("chunk_elems must be positive and tighten >= 0")
 
 
 DEFAULT_OPTIONS = GraphOptions()
@@ -118,11 +122,13 @@ def round_out(x: Tensor, dtype: torch.dtype, direction: int) -> Tensor:
 
 
 def build_state(gm: GraphModel, lo: Tensor, hi: Tensor, options: GraphOptions,
-                prior: dict[str, tuple[Tensor, Tensor]] | None = None) -> GraphState:
+                prior: dict[str, tuple[Tensor, Tensor]] | None = None,
+                stop: Callable[[], bool] | None = None) -> GraphState:
     """Bounds of every node over the boxes ``lo``/``hi`` (B, n) (float64 tensors).
 
     ``prior`` gives sound bounds (B, *shape) of inputs of nonlinear nodes (e.g. a
-    branch-and-bound domain's): they replace the CROWN refinement of that node."""
+    branch-and-bound domain's): they replace the CROWN refinement of that node.
+    ``stop()`` returning True ends the optional tightening early (bounds stay sound)."""
     st = GraphState(gm, options, gm.rules_on(options.dtype, options.device),
                     gm.slack(options.dtype))
     dev, dt = options.device, options.dtype
@@ -145,6 +151,10 @@ def build_state(gm: GraphModel, lo: Tensor, hi: Tensor, options: GraphOptions,
         elif (options.intermediate == "crown" and z != name0
               and getattr(st.rules[z], "linear", False) and not _is_refined(st, z)):
             refine(st, z, _needs(st, z))
+            if options.tighten and not (stop is not None and stop()):
+                from verinet.bounds.graph.optimise import tighten_node  # (it imports this)
+
+                tighten_node(st, z, _needs(st, z), options.tighten, stop=stop)
         _interval_nonlinear(st, name)
     return st
 

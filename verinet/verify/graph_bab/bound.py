@@ -37,6 +37,7 @@ from verinet.types import InputError
 from verinet.verify.graph_bab.root import GraphRoot
 
 LOW = torch.float32
+BRANCHING = (*SCORES, "fsb")
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,14 @@ class GraphSplitOptions:
     iterations: int = 20      # Adam steps on alpha and beta per bounding
     lr_alpha: float = 0.1
     lr_beta: float = 0.05
-    branching: str = "babsr"  # babsr | intercept (ReLU-like units)
+    branching: str = "fsb"    # babsr | intercept | fsb (ReLU-like units)
+    fsb_candidates: int = 3   # per score, for "fsb"
 
     def __post_init__(self) -> None:
-        if self.branching not in SCORES:
-            raise InputError(f"branching must be one of {SCORES}, got {self.branching!r}")
+        if self.branching not in BRANCHING:
+            raise InputError(f"branching must be one of {BRANCHING}, got {self.branching!r}")
+        if self.fsb_candidates < 1:
+            raise InputError("fsb_candidates must be positive")
         if self.iterations < 0 or not (self.lr_alpha > 0 and self.lr_beta > 0):
             raise InputError("need iterations >= 0 and positive learning rates")
 
@@ -224,7 +228,7 @@ def bound_domains(root: GraphRoot, lo: Tensor, hi: Tensor, prm: Params, C: Tenso
         x_lo = root.state.lo[root.gm.input_name].reshape(1, -1)
         x_hi = root.state.hi[root.gm.input_name].reshape(1, -1)
         x = torch.where(coef[pick, best] >= 0, x_lo, x_hi)
-        branch, point = choose_cut(root, lo, hi, taps, relax, pick, best, options)
+        branch, point = choose_cut(root, lo, hi, taps, relax, pick, best, options, (prm, C, b))
     return Bounded(lower, prm.alpha, prm.beta_lo, prm.beta_hi, branch, point, x)
 
 
@@ -241,9 +245,12 @@ def cut_points(root: GraphRoot, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]
 
 
 def choose_cut(root: GraphRoot, lo: Tensor, hi: Tensor, taps: dict[str, Tensor | None],
-               relax: dict[str, object], pick: Tensor, best: Tensor,
-               options: GraphSplitOptions) -> tuple[Tensor, Tensor]:
-    """The unit to cut per domain (-1 when none can be) and the cut point."""
+               relax: dict[str, object], pick: Tensor, best: Tensor, options: GraphSplitOptions,
+               fsb: tuple[Params, Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """The unit to cut per domain (-1 when none can be) and the cut point.  ReLU-like
+    units come first (their cuts are exact); "fsb" (filtered smart branching) ranks the
+    top candidates of the BaBSR and intercept scores by the worse child's bound, the
+    parameters ``fsb`` = (params, C, b) fixed (a heuristic estimate, no float slack)."""
     N = lo.shape[0]
     if root.size == 0:
         return torch.full((N,), -1, dtype=torch.long), torch.zeros(N, dtype=lo.dtype)
@@ -262,13 +269,40 @@ def choose_cut(root: GraphRoot, lo: Tensor, hi: Tensor, taps: dict[str, Tensor |
     lam, gap = torch.cat(lams, dim=1), torch.cat(gaps, dim=1)
     m, ok = cut_points(root, lo, hi)
     u_lo, u_hi = lo.to(torch.float64), hi.to(torch.float64)
-    relu = branch_scores(options.branching, lam, u_lo, u_hi, root.bias)
-    score = torch.where(root.phased, relu, gap)
-    # ReLU-like units first (their cuts are exact), then the smooth ones
-    first = torch.where(ok & root.phased, score, -torch.inf)
-    rest = torch.where(ok & ~root.phased, score, -torch.inf)
-    has = torch.isfinite(first).any(dim=1, keepdim=True)
-    choice = torch.where(has, first, rest).argmax(dim=1)
-    can = ok.any(dim=1)
+    has_relu = (ok & root.phased).any(dim=1, keepdim=True)
+    usable = ok & torch.where(has_relu, root.phased, ~root.phased)
+    kinds = SCORES if options.branching == "fsb" else (options.branching,)
+    scores = [torch.where(usable, torch.where(root.phased, branch_scores(k, lam, u_lo, u_hi,
+                                                                          root.bias), gap),
+                          -torch.inf) for k in kinds]
+    k = options.fsb_candidates if options.branching == "fsb" and fsb is not None else 1
+    k = min(k, root.size)
+    tops = [sc.topk(k, dim=1) for sc in scores]
+    pos = torch.cat([t.indices for t in tops], dim=1)
+    valid = torch.cat([torch.isfinite(t.values) for t in tops], dim=1)
+    if pos.shape[1] > 1 and fsb is not None:
+        est = _child_estimates(root, lo, hi, m, pos, *fsb)
+        choice = pos.gather(1, torch.where(valid, est, -torch.inf).argmax(1, keepdim=True))[:, 0]
+    else:
+        choice = pos[:, 0]
+    can = usable.any(dim=1)
     point = m[torch.arange(N), choice]
     return torch.where(can, choice, -1), point
+
+
+def _child_estimates(root: GraphRoot, lo: Tensor, hi: Tensor, m: Tensor, pos: Tensor,
+                     prm: Params, C: Tensor, b: Tensor) -> Tensor:
+    """(N, K) surrogate bound of the worse child of cutting each candidate ``pos``."""
+    N, Kc = pos.shape
+    rep = torch.arange(N).repeat_interleave(2 * Kc)
+    p = pos.repeat_interleave(2, dim=1).reshape(-1)
+    side = torch.arange(2).repeat(N * Kc)
+    rows = torch.arange(len(p))
+    c_lo, c_hi = lo[rep].clone(), hi[rep].clone()
+    cut = m[rep, p]
+    c_hi[rows[side == 0], p[side == 0]] = cut[side == 0]
+    c_lo[rows[side == 1], p[side == 1]] = cut[side == 1]
+    sub = Params(prm.alpha[rep], prm.beta_lo[rep], prm.beta_hi[rep])
+    with torch.no_grad():
+        val = objective(root, root.low, c_lo, c_hi, sub, C[rep].to(LOW), b[rep].to(LOW))[0]
+    return val.max(dim=1).values.reshape(N, Kc, 2).min(dim=2).values.to(torch.float64)

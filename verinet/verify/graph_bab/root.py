@@ -17,6 +17,7 @@ units; the cut constraints enter the objective through beta multipliers (:mod:`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +26,7 @@ from torch import Tensor
 from verinet.bounds.graph import GraphModel, GraphOptions, build_state
 from verinet.bounds.graph.activations import FLAT_WIDTH, LeakyReluRule, ReluRule, SmoothRule
 from verinet.bounds.graph.affine import ConvRule, LinearRule
-from verinet.bounds.graph.bounds import cast_state
+from verinet.bounds.graph.optimise import cast_state
 from verinet.bounds.graph.propagate import DEFAULT_OPTIONS, GraphState
 
 PHASED = (ReluRule, LeakyReluRule)       # cut at 0 once: exact halves
@@ -85,9 +86,11 @@ class GraphRoot:
 
 
 def make_root(gm: GraphModel, lo: Tensor, hi: Tensor,
-              options: GraphOptions = DEFAULT_OPTIONS) -> GraphRoot:
-    """The root of one box ``lo``/``hi`` (n,) (float64)."""
-    st = build_state(gm, lo.reshape(1, -1), hi.reshape(1, -1), options)
+              options: GraphOptions = DEFAULT_OPTIONS,
+              stop: Callable[[], bool] | None = None) -> GraphRoot:
+    """The root of one box ``lo``/``hi`` (n,) (float64); ``options.tighten`` optimises
+    the intermediate bounds (``stop`` ends that early)."""
+    st = build_state(gm, lo.reshape(1, -1), hi.reshape(1, -1), options, stop=stop)
     nodes, inputs, index, biases, phased = [], [], [], [], []
     offsets = [0]
     seen: set[str] = set()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from verinet.bounds.graph import GraphModel
+from verinet.bounds.graph import GraphModel, GraphOptions
 from verinet.bounds.graph.propagate import round_out
 from verinet.ir.torch import torch_network
 from verinet.spec.matrices import stacked_terms
@@ -47,9 +47,10 @@ ROUND_SECONDS = 4.0
 
 @dataclass(frozen=True)
 class GraphBabOptions:
-    batch: int = 64                 # domains bounded per round
+    batch: int = 256                # domains bounded per round (at most)
     split: GraphSplitOptions = GraphSplitOptions()
     root_iterations: int = 50       # alpha/beta steps for the root domains
+    root_tighten: int = 20          # alpha-CROWN steps per intermediate node at the root
     max_domains: int = 200_000      # queue cap (then: unknown)
     leaf_time: float = 10.0         # seconds per exact leaf LP
     backend: str = "highs"
@@ -124,7 +125,9 @@ def graph_bab(gm: GraphModel, prop: Property, replayer: Replayer, deadline: Dead
             stats.gave_up = True
             break
         box = prop.terms[group[0]].box
-        root = make_root(gm, torch.tensor(box.lower), torch.tensor(box.upper))
+        root = make_root(gm, torch.tensor(box.lower), torch.tensor(box.upper),
+                         GraphOptions(tighten=options.root_tighten),
+                         stop=lambda: deadline.remaining() < 0.5 * deadline.seconds)
         stats.split_units = max(stats.split_units, root.size)
         cex = _search(root, prop, group, replayer, deadline, options, stats)
         if cex is not None:
