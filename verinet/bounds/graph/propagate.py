@@ -30,7 +30,8 @@ The bounds then hold for the real-valued network.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -108,6 +109,21 @@ class GraphState:
         return rule.relax(lo, hi, params, self.slack)  # type: ignore[attr-defined]
 
 
+@contextmanager
+def exact_kernels(device: str | torch.device) -> Iterator[None]:
+    """Kernels whose rounding the slack rule covers: on CUDA, convolutions without TF32
+    (cuDNN enables it by default; only inside this context) and matmuls refused when TF32
+    is switched on for them (a 10-bit mantissa no float32 slack covers)."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    if torch.backends.cuda.matmul.allow_tf32:
+        raise InputError("torch.backends.cuda.matmul.allow_tf32 is on: bounds computed with "
+                         "TF32 matrix products would not be sound; switch it off")
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        yield
+
+
 def round_out(x: Tensor, dtype: torch.dtype, direction: int) -> Tensor:
     """``x`` in ``dtype``, rounded down (-1) or up (+1) so it stays a bound of ``x``."""
     y = x.to(dtype)
@@ -129,6 +145,13 @@ def build_state(gm: GraphModel, lo: Tensor, hi: Tensor, options: GraphOptions,
     ``prior`` gives sound bounds (B, *shape) of inputs of nonlinear nodes (e.g. a
     branch-and-bound domain's): they replace the CROWN refinement of that node.
     ``stop()`` returning True ends the optional tightening early (bounds stay sound)."""
+    with exact_kernels(options.device):
+        return _build(gm, lo, hi, options, prior, stop)
+
+
+def _build(gm: GraphModel, lo: Tensor, hi: Tensor, options: GraphOptions,
+           prior: dict[str, tuple[Tensor, Tensor]] | None,
+           stop: Callable[[], bool] | None) -> GraphState:
     st = GraphState(gm, options, gm.rules_on(options.dtype, options.device),
                     gm.slack(options.dtype))
     dev, dt = options.device, options.dtype
@@ -251,7 +274,8 @@ def backward(st: GraphState, target: str, A: Tensor,
     split multipliers of beta-CROWN); ``taps`` (name -> None) receives the coefficients
     that reach each named node.  Returns ``(coef (B, K, n_in), const (B, K), mag
     (B, K))`` with ``A . target(x) >= coef x + const`` up to ``slack(mag)``."""
-    coefs, const, mag = _walk(st, target, A, relax, add, True, taps)
+    with exact_kernels(st.options.device):
+        coefs, const, mag = _walk(st, target, A, relax, add, True, taps)
     B, K = A.shape[:2]
     x = coefs.get(st.gm.input_name)
     if x is None:
