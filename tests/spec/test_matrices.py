@@ -24,3 +24,20 @@ def test_stacked_rows_give_each_terms_violation() -> None:
     for t, term in enumerate(terms):
         stacked = (y @ A[t].T - b[t]).max(axis=1)
         np.testing.assert_allclose(stacked, term.unsafe.violation(y), rtol=0, atol=1e-12)
+
+
+def test_row_combinations_keep_the_violation_and_expose_contradictions() -> None:
+    box = Box(np.zeros(2), np.ones(2))
+    # y >= 1 and y <= 0 (as rows A y <= b): an empty unsafe set
+    rows = Halfspaces(np.array([[-1.0], [1.0]]), np.array([-1.0, 0.0]))
+    single = Halfspaces(np.array([[2.0]]), np.array([3.0]))
+    prop = Property((Term(box, rows), Term(box, single)), 2, 1)
+    _, _, A, b = stacked_terms(prop, combine=True)
+    assert A.shape == (2, 5, 1)  # 2 rows + 3 mixtures; the single-row term is padded
+    y = np.linspace(-3, 3, 61)[:, None]
+    plain = stacked_terms(prop)
+    for t in range(2):
+        mixed = (y @ A[t].T - b[t]).max(axis=1)
+        raw = (y @ plain[2][t].T - plain[3][t]).max(axis=1)
+        assert np.allclose(mixed, raw)
+    assert np.allclose(A[0, 3], 0.0) and b[0, 3] == -0.5  # the half-half mixture: 0 y >= 0.5

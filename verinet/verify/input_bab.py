@@ -96,7 +96,7 @@ def input_bab(
     """Prove the listed terms unreachable or find a confirmed counterexample.  With
     ``resume`` (an outcome stopped on its deadline) the search goes on from its open
     domains, which cover everything of the listed terms not yet proven."""
-    lo_t, hi_t, A, b = stacked_terms(prop)
+    lo_t, hi_t, A, b = stacked_terms(prop, combine=True)
     terms = list(range(len(prop.terms))) if terms is None else terms
     idx = np.asarray(terms, dtype=np.int64)
     bounded = rounds = max_queue = 0
@@ -141,11 +141,16 @@ def input_bab(
 
 
 def _split(dom: _Domains, lam: np.ndarray, row: np.ndarray) -> _Domains:
-    """Halve every domain along its highest-scoring dimension."""
+    """Halve every domain along its highest-scoring dimension: ``|lam| width`` of the best
+    row's linear bound, with every coefficient raised by a thousandth of the largest.  The
+    floor matters where the bound is flat along a dimension the output still varies in
+    (found by the portfolio oracle test: domains cut to 1e-9 along two dimensions while the
+    third, never cut, kept every bound open)."""
     n = len(dom)
     rows = np.arange(n)
     width = dom.hi - dom.lo
-    score = np.abs(lam[rows, row]) * width
+    coef = np.abs(lam[rows, row])
+    score = (coef + 1e-3 * coef.max(axis=1, keepdims=True)) * width
     score[width <= 0] = -1.0
     dim = np.argmax(score, axis=1)
     mid = (dom.lo[rows, dim] + dom.hi[rows, dim]) / 2.0

@@ -195,7 +195,7 @@ def _bounds_stage(views: ModelViews, chain: Chain | None, run: _Run,
     """Prove what sound bounds can prove; return the terms left open.  ``chain``: bound on
     the chain (low-dimensional inputs), else on the graph."""
     t0 = time.perf_counter()
-    lo, hi, A, b = stacked_terms(run.prop)
+    lo, hi, A, b = stacked_terms(run.prop, combine=True)
     if chain is not None:
         lb = engines.crown_lower(chain, lo, hi, A) - b
     else:

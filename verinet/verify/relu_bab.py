@@ -207,7 +207,7 @@ def _search(
     deadline: Deadline, options: ReluBabOptions, stats: _Stats,
 ) -> Counterexample | None:
     """Branch and bound over the terms of one box; updates ``stats``."""
-    _, _, A_np, b_np = stacked_terms(prop)
+    _, _, A_np, b_np = stacked_terms(prop, combine=True)
     A, b = torch.tensor(A_np, dtype=DT), torch.tensor(b_np, dtype=DT)
     pool = DomainPool(_root_batch(root, group))
     split_opts = replace(options.split, iterations=options.root_iterations)

@@ -155,7 +155,7 @@ def _root_batch(root: GraphRoot, group: list[int]) -> Batch:
 def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replayer,
             deadline: Deadline, options: GraphBabOptions, stats: _Stats
             ) -> Counterexample | None:
-    _, _, A_np, b_np = stacked_terms(prop)
+    _, _, A_np, b_np = stacked_terms(prop, combine=True)
     A, b = torch.tensor(A_np), torch.tensor(b_np)
     pool: DomainPool[Batch] = DomainPool(_root_batch(root, group))
     split_opts = replace(options.split, iterations=options.root_iterations)
