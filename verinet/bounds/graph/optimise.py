@@ -50,7 +50,7 @@ def optimise(st: GraphState, spec: Tensor, iterations: int, lr: float,
     best = {n: p.detach().clone() for n, p in params.items()}
     for it in range(iterations + 1):
         relax = {n: work.relaxation(n, p) for n, p in params.items()}
-        coef, const, mag = backward(work, target, A0, relax)
+        coef, const, mag = backward(work, target, A0, relax, track=False)
         bound = concretize(work, coef, const, mag)
         with torch.no_grad():
             better = bound > best_val

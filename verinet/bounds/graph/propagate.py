@@ -266,16 +266,18 @@ def refine(st: GraphState, z: str, mask: Tensor) -> None:
 def backward(st: GraphState, target: str, A: Tensor,
              relax: dict[str, object] | None = None,
              add: dict[str, Tensor] | None = None,
-             taps: dict[str, Tensor | None] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+             taps: dict[str, Tensor | None] | None = None,
+             track: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Lower bound of ``A . target`` as a linear function of the input.
 
     ``A`` (B, K, *shape); ``relax`` overrides relaxations (alpha-CROWN); ``add[n]``
     (B, K, *shape_n) is added to node ``n``'s coefficients before it is processed (the
     split multipliers of beta-CROWN); ``taps`` (name -> None) receives the coefficients
     that reach each named node.  Returns ``(coef (B, K, n_in), const (B, K), mag
-    (B, K))`` with ``A . target(x) >= coef x + const`` up to ``slack(mag)``."""
+    (B, K))`` with ``A . target(x) >= coef x + const`` up to ``slack(mag)``; without
+    ``track`` the magnitude stays 0 (an optimisation surrogate, not a sound bound)."""
     with exact_kernels(st.options.device):
-        coefs, const, mag = _walk(st, target, A, relax, add, True, taps)
+        coefs, const, mag = _walk(st, target, A, relax, add, True, taps, track)
     B, K = A.shape[:2]
     x = coefs.get(st.gm.input_name)
     if x is None:
@@ -285,8 +287,8 @@ def backward(st: GraphState, target: str, A: Tensor,
 
 def _walk(st: GraphState, target: str, A: Tensor, relax: dict[str, object] | None,
           add: dict[str, Tensor] | None, nonlinear: bool,
-          taps: dict[str, Tensor | None] | None = None) -> tuple[dict[str, Tensor], Tensor,
-                                                                  Tensor]:
+          taps: dict[str, Tensor | None] | None = None,
+          track: bool = True) -> tuple[dict[str, Tensor], Tensor, Tensor]:
     """Back-substitute ``A . target``; without ``nonlinear`` the walk stops at every
     nonlinear node (its coefficients are returned with the input's)."""
     gm = st.gm
@@ -300,7 +302,8 @@ def _walk(st: GraphState, target: str, A: Tensor, relax: dict[str, object] | Non
         a = coefs.pop(name, None)
         if add is not None and name in add:
             extra = add[name]
-            mag = mag + 2.0 * _dot(extra.abs(), st.mag[name])
+            if track:
+                mag = mag + 2.0 * _dot(extra.abs(), st.mag[name])
             a = extra if a is None else a + extra
         if a is None:
             continue
@@ -311,7 +314,7 @@ def _walk(st: GraphState, target: str, A: Tensor, relax: dict[str, object] | Non
             stopped[name] = a
             continue
         if getattr(rule, "linear", False):
-            if not rule.exact and (name == target or name not in st.gm.covered):  # type: ignore[attr-defined]
+            if track and not rule.exact and (name == target or name not in st.gm.covered):  # type: ignore[attr-defined]
                 mag = mag + _dot(a.abs(), st.mag[name])
             off = rule.offset  # type: ignore[attr-defined]
             if off is not None:
@@ -331,14 +334,16 @@ def _walk(st: GraphState, target: str, A: Tensor, relax: dict[str, object] | Non
             pos = a.clamp(min=0.0)
             outs = [a * r.a_up + pos * (r.a_lo - r.a_up)]
             const = const + (a * r.c_up + pos * (r.c_lo - r.c_up)).flatten(2).sum(-1)
-            v = st.mag[z].unsqueeze(1)
-            X = 2.0 * (r.c_lo.abs() + r.c_up.abs() + torch.maximum(r.a_lo, r.a_up) * v)
-            mag = mag + (a.abs() * X).flatten(2).sum(-1)
+            if track:
+                v = st.mag[z].unsqueeze(1)
+                X = 2.0 * (r.c_lo.abs() + r.c_up.abs() + torch.maximum(r.a_lo, r.a_up) * v)
+                mag = mag + (a.abs() * X).flatten(2).sum(-1)
         for i, o in zip(st.dyn_inputs(name), outs, strict=True):
             if o.shape[2:] != gm.shape[i]:  # an input broadcast over the batch of boxes
                 o = o.reshape((B, K) + gm.shape[i])
             if i in coefs:
-                mag = mag + _dot(coefs[i].abs() + o.abs(), st.mag[i])
+                if track:
+                    mag = mag + _dot(coefs[i].abs() + o.abs(), st.mag[i])
                 coefs[i] = coefs[i] + o
             else:
                 coefs[i] = o

@@ -150,17 +150,18 @@ def _lagrangian(root: GraphRoot, st: GraphState, intervals: list[tuple[Tensor, T
 
 
 def objective(root: GraphRoot, st: GraphState, lo: Tensor, hi: Tensor, prm: Params,
-              C: Tensor, b: Tensor, taps: dict[str, Tensor | None] | None = None
-              ) -> tuple[Tensor, Tensor, dict[str, object]]:
-    """Sound lower bounds (N, K) of ``C f(x) - b`` in ``st``'s dtype, the input
-    coefficients (N, K, n) and the split nodes' relaxations."""
+              C: Tensor, b: Tensor, taps: dict[str, Tensor | None] | None = None,
+              track: bool = True) -> tuple[Tensor, Tensor, dict[str, object]]:
+    """Lower bounds (N, K) of ``C f(x) - b`` in ``st``'s dtype (sound with ``track``, the
+    float slack's magnitudes; a surrogate without), the input coefficients (N, K, n) and
+    the split nodes' relaxations."""
     gm = st.gm
     N, K = C.shape[:2]
     A = C.to(st.options.dtype).reshape((N, K) + gm.shape[gm.output_name])
     intervals = unit_intervals(root, st, lo, hi)
     relax = split_relaxations(root, st, intervals, prm.alpha)
     add, lag, lag_mag = _lagrangian(root, st, intervals, prm, K)
-    coef, const, mag = backward(st, gm.output_name, A, relax, add, taps)
+    coef, const, mag = backward(st, gm.output_name, A, relax, add, taps, track)
     b = b.to(st.options.dtype)
     bound = concretize(st, coef, const + lag - b, mag + lag_mag + b.abs())
     return bound, coef, relax
@@ -189,7 +190,8 @@ def optimise(root: GraphRoot, lo: Tensor, hi: Tensor, prm: Params, C: Tensor, b:
     opt = Adam(work, lr=[options.lr_alpha, options.lr_beta, options.lr_beta])
     C, b = C.to(LOW), b.to(LOW)
     for it in range(options.iterations + 1):
-        val = objective(root, root.low, lo, hi, Params(*work), C, b)[0].max(dim=1).values
+        val = objective(root, root.low, lo, hi, Params(*work), C, b,
+                        track=False)[0].max(dim=1).values
         with torch.no_grad():
             better = val > best[act]
             rows = act[better]
@@ -304,5 +306,6 @@ def _child_estimates(root: GraphRoot, lo: Tensor, hi: Tensor, m: Tensor, pos: Te
     c_lo[rows[side == 1], p[side == 1]] = cut[side == 1]
     sub = Params(prm.alpha[rep], prm.beta_lo[rep], prm.beta_hi[rep])
     with torch.no_grad():
-        val = objective(root, root.low, c_lo, c_hi, sub, C[rep].to(LOW), b[rep].to(LOW))[0]
+        val = objective(root, root.low, c_lo, c_hi, sub, C[rep].to(LOW), b[rep].to(LOW),
+                        track=False)[0]
     return val.max(dim=1).values.reshape(N, Kc, 2).min(dim=2).values.to(torch.float64)
