@@ -15,12 +15,12 @@ from tests.oracle import exact_radius
 from verinet.certify.bracket import Bracket, Sample, confirm_witness
 from verinet.certify.crown_radius import crown_radius
 from verinet.certify.engine import CertifyOptions, certify_sample
-from verinet.verify.views import ModelViews
 from verinet.certify.result import SampleReport, SampleStatus, Witness
 from verinet.certify.run import certify
 from verinet.ir.chain import to_chain
 from verinet.onnx_import.check import onnx_evaluator
 from verinet.types import Box, InputError, Sandwich, SoundnessError
+from verinet.verify.views import ModelViews
 
 
 def _tiny(seed: int, n_in: int, hidden: list[int], n_out: int):

@@ -168,9 +168,8 @@ def test_sigmoid_instance_beyond_alpha_crown(vnncomp_cnn_dir) -> None:
     leaves one term open; the search (its root tightens every intermediate layer, then
     cuts) proves it (VNN-COMP 2021 ground truth: unsat)."""
     from verinet.bounds.graph import graph_alpha_crown
-    from verinet.spec.matrices import stacked_terms
-
     from verinet.onnx_import import load_onnx
+    from verinet.spec.matrices import stacked_terms
     from verinet.spec.vnnlib import read_vnnlib
 
     net = load_onnx(vnncomp_cnn_dir / "onnx" / "ffnnSIGMOID__Point_6x200.onnx",

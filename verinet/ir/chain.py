@@ -169,7 +169,7 @@ def to_chain(net: Network, check_points: int = 8, seed: int = 0) -> Chain:
 
 def _cut_points(net: Network) -> tuple[list[str], list[O.Op | object]]:
     """Activation nodes in order; raise if the graph is not a chain of affine segments."""
-    needed = _ancestors(net, net.output_name)
+    needed = net.ancestors(net.output_name)
     src: dict[str, frozenset[str]] = {net.input_name: frozenset([net.input_name])}
     problems: list[tuple[str, str, str]] = []
     acts = []
@@ -204,19 +204,6 @@ def _cut_points(net: Network) -> tuple[list[str], list[O.Op | object]]:
         raise UnsupportedModelError(problems, "chain form for verification")
     cuts = [net.input_name] + [a.name for a in acts]
     return cuts, acts
-
-
-def _ancestors(net: Network, name: str) -> set[str]:
-    by_name = {n.name: n for n in net.nodes}
-    seen: set[str] = set()
-    stack = [name]
-    while stack:
-        t = stack.pop()
-        if t in seen or t not in by_name:
-            continue
-        seen.add(t)
-        stack.extend(by_name[t].inputs)
-    return seen
 
 
 def _shape_of(net: Network, name: str) -> tuple[int, ...]:

@@ -84,6 +84,20 @@ class Network:
     def n_outputs(self) -> int:
         return prod(self.output_shape[1:])
 
+    def ancestors(self, name: str) -> set[str]:
+        """The nodes ``name`` depends on, itself included (the input and unknown names
+        are left out)."""
+        by_name = {n.name: n for n in self.nodes}
+        seen: set[str] = set()
+        stack = [name]
+        while stack:
+            t = stack.pop()
+            if t in seen or t not in by_name:
+                continue
+            seen.add(t)
+            stack.extend(by_name[t].inputs)
+        return seen
+
     def node(self, name: str) -> Node:
         for n in self.nodes:
             if n.name == name:

@@ -8,14 +8,38 @@ priority).  :func:`take` and :func:`concat` work on every such dataclass; the
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
-from typing import Generic, TypeVar
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Generic, TypeVar
 
 import torch
 
 from verinet.spec.property import Property
 
 B = TypeVar("B")
+Out = TypeVar("Out")
+
+
+@dataclass
+class SearchStats:
+    """Counters of one branch-and-bound search (mutable while it runs)."""
+
+    domains: int = 0          # domains bounded
+    rounds: int = 0
+    max_depth: int = 0
+    max_queue: int = 0
+    leaves: int = 0           # exact leaf solves
+    unknown_leaves: int = 0   # leaves the exact solver could not decide
+    infeasible: int = 0       # domains shown empty
+    split_units: int = 0      # units a split may fix (the largest root's)
+    gave_up: bool = False
+
+    def outcome(self, kind: type[Out], proven: bool, cex: Any) -> Out:
+        """An outcome dataclass ``kind`` with the counters it has: proven only if the
+        search did not give up and left no unknown leaf."""
+        names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+        counts = {k: v for k, v in asdict(self).items() if k in names}
+        ok = proven and not self.gave_up and self.unknown_leaves == 0
+        return kind(proven=ok, counterexample=cex, **counts)
 
 
 def take(batch: B, idx: torch.Tensor) -> B:

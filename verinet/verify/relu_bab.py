@@ -66,7 +66,14 @@ from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property, Term
 from verinet.types import Counterexample, InputError, Status
 from verinet.verify.deadline import Deadline
-from verinet.verify.domains import DomainPool, box_groups, concat, next_batch, take
+from verinet.verify.domains import (
+    DomainPool,
+    SearchStats,
+    box_groups,
+    concat,
+    next_batch,
+    take,
+)
 from verinet.verify.witness import Replayer
 
 log = logging.getLogger(__name__)
@@ -108,23 +115,6 @@ class ReluBabOutcome:
 
 
 @dataclass
-class _Stats:
-    domains: int = 0
-    rounds: int = 0
-    max_depth: int = 0
-    max_queue: int = 0
-    leaves: int = 0
-    unknown_leaves: int = 0
-    infeasible: int = 0
-    gave_up: bool = False
-
-    def outcome(self, proven: bool, cex: Counterexample | None) -> ReluBabOutcome:
-        return ReluBabOutcome(proven and not self.gave_up and self.unknown_leaves == 0, cex,
-                              self.domains, self.rounds, self.max_depth, self.max_queue,
-                              self.leaves, self.unknown_leaves, self.infeasible)
-
-
-@dataclass
 class _Batch:
     """Domains as tensors: splits (N, U) int8; alpha, beta, lo, hi (N, U) float32 (alpha
     and beta may take any value; lo/hi are rounded outward, so they stay sound); since,
@@ -163,7 +153,7 @@ def relu_bab(
     if not chain.is_relu:
         raise InputError("relu-bab needs a ReLU chain")
     terms = list(range(len(prop.terms))) if terms is None else list(terms)
-    stats = _Stats()
+    stats = SearchStats()
     for group in box_groups(prop, terms):
         if deadline.expired():
             stats.gave_up = True
@@ -173,13 +163,13 @@ def relu_bab(
                          stop=deadline.expired)
         cex = _search(chain, prop, root, group, replayer, deadline, options, stats)
         if cex is not None:
-            return stats.outcome(False, cex)
+            return stats.outcome(ReluBabOutcome, False, cex)
         if stats.gave_up:
             break
     log.info("relu-bab: %d domains, %d rounds, depth %d, %d leaves (%d unknown), %d empty",
              stats.domains, stats.rounds, stats.max_depth, stats.leaves, stats.unknown_leaves,
              stats.infeasible)
-    return stats.outcome(not stats.gave_up, None)
+    return stats.outcome(ReluBabOutcome, True, None)
 
 
 def _root_batch(root: SplitRoot, group: list[int]) -> _Batch:
@@ -204,7 +194,7 @@ def _round32(x: Tensor, direction: int) -> Tensor:
 
 def _search(
     chain: Chain, prop: Property, root: SplitRoot, group: list[int], replayer: Replayer,
-    deadline: Deadline, options: ReluBabOptions, stats: _Stats,
+    deadline: Deadline, options: ReluBabOptions, stats: SearchStats,
 ) -> Counterexample | None:
     """Branch and bound over the terms of one box; updates ``stats``."""
     _, _, A_np, b_np = stacked_terms(prop, combine=True)
@@ -247,7 +237,7 @@ def _search(
 def _leaves(
     chain: Chain, prop: Property, root: SplitRoot, dom: _Batch, res: SplitBounds,
     alive: Tensor, replayer: Replayer, deadline: Deadline, options: ReluBabOptions,
-    stats: _Stats,
+    stats: SearchStats,
 ) -> Counterexample | None:
     """Decide the alive domains with few unstable units exactly; clears their ``alive``."""
     n_unstable = res.unstable.sum(dim=1)

@@ -74,7 +74,7 @@ class GraphModel:
         for node in network.nodes:
             if any(i in dyn for i in node.inputs):
                 dyn.add(node.name)
-        needed = _ancestors(network, network.output_name) | {network.output_name}
+        needed = network.ancestors(network.output_name) | {network.output_name}
         const_names = [n.name for n in network.nodes if n.name in needed and n.name not in dyn]
         consts = _constants(network, const_names)
         shape: dict[str, tuple[int, ...]] = {network.input_name: network.input_shape[1:]}
@@ -179,19 +179,6 @@ class GraphModel:
             self._on[key] = {n: r.on(dtype, device)  # type: ignore[attr-defined]
                              for n, r in self.rules.items()}
         return self._on[key]
-
-
-def _ancestors(net: Network, name: str) -> set[str]:
-    by_name = {n.name: n for n in net.nodes}
-    seen: set[str] = set()
-    stack = [name]
-    while stack:
-        t = stack.pop()
-        if t in seen or t not in by_name:
-            continue
-        seen.add(t)
-        stack.extend(by_name[t].inputs)
-    return seen
 
 
 def _constants(net: Network, names: list[str]) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ from verinet.bounds.graph.propagate import (
     GraphState,
     backward,
     concretize,
+    unit_rows,
 )
 from verinet.optim import Adam
 
@@ -96,7 +97,6 @@ def tighten_node(st: GraphState, z: str, mask: Tensor, iterations: int, lr: floa
     width = sum(gm.size(n) for n in gm.nonlinear() if n in set(gm.ancestors(z)))
     widest = max(gm.size(n) for n in gm.ancestors(z))
     rows = max(1, st.options.chunk_elems // (2 * B * max(width, widest)))
-    size = gm.size(z)
     lo = st.lo[z].reshape(B, -1).clone()
     hi = st.hi[z].reshape(B, -1).clone()
     for start in range(0, len(units), rows):
@@ -104,10 +104,7 @@ def tighten_node(st: GraphState, z: str, mask: Tensor, iterations: int, lr: floa
             break
         idx = units[start: start + rows]
         k = len(idx)
-        A = torch.zeros((B, 2 * k, size), dtype=lo.dtype, device=lo.device)
-        r = torch.arange(k, device=lo.device)
-        A[:, r, idx] = 1.0
-        A[:, k + r, idx] = -1.0
+        A = unit_rows(B, idx, gm.size(z), lo)
         params = optimise(st, A, iterations, lr, torch.float32, stop, target=z)
         with torch.no_grad():
             relax = {n: st.relaxation(n, p) for n, p in params.items()}

@@ -235,6 +235,17 @@ def _interval_nonlinear(st: GraphState, name: str) -> None:
     st.relax[name] = st.relaxation(name, None)
 
 
+def unit_rows(B: int, idx: Tensor, size: int, like: Tensor) -> Tensor:
+    """Objective rows ``+e_i`` then ``-e_i`` for the units ``idx`` (B, 2k, size): their
+    lower bounds are the units' lower bounds and negated upper bounds."""
+    k = len(idx)
+    A = torch.zeros((B, 2 * k, size), dtype=like.dtype, device=like.device)
+    r = torch.arange(k, device=like.device)
+    A[:, r, idx] = 1.0
+    A[:, k + r, idx] = -1.0
+    return A
+
+
 def refine(st: GraphState, z: str, mask: Tensor) -> None:
     """Tighten the bounds of node ``z`` by back-substitution for the units in ``mask``
     (B, *shape) (their union over boxes is bounded for every box)."""
@@ -247,14 +258,10 @@ def refine(st: GraphState, z: str, mask: Tensor) -> None:
     rows = max(1, st.options.chunk_elems // (2 * B * widest))
     lo = st.lo[z].reshape(B, -1).clone()
     hi = st.hi[z].reshape(B, -1).clone()
-    size = gm.size(z)
     for start in range(0, len(units), rows):
         idx = units[start: start + rows]
         k = len(idx)
-        A = torch.zeros((B, 2 * k, size), dtype=lo.dtype, device=lo.device)
-        r = torch.arange(k, device=lo.device)
-        A[:, r, idx] = 1.0
-        A[:, k + r, idx] = -1.0
+        A = unit_rows(B, idx, gm.size(z), lo)
         coef, const, mag = backward(st, z, A.reshape((B, 2 * k) + gm.shape[z]))
         b = concretize(st, coef, const, mag).nan_to_num(nan=-torch.inf)
         lo[:, idx] = torch.maximum(lo[:, idx], b[:, :k])

@@ -33,7 +33,14 @@ from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property
 from verinet.types import Counterexample, InputError
 from verinet.verify.deadline import Deadline
-from verinet.verify.domains import DomainPool, box_groups, concat, next_batch, take
+from verinet.verify.domains import (
+    DomainPool,
+    SearchStats,
+    box_groups,
+    concat,
+    next_batch,
+    take,
+)
 from verinet.verify.graph_bab.bound import Bounded, GraphSplitOptions, Params, bound_domains
 from verinet.verify.graph_bab.leaf import decide_leaf
 from verinet.verify.graph_bab.root import GraphRoot, make_root
@@ -78,24 +85,6 @@ class GraphBabOutcome:
     split_units: int = 0
 
 
-@dataclass
-class _Stats:
-    domains: int = 0
-    rounds: int = 0
-    max_depth: int = 0
-    max_queue: int = 0
-    leaves: int = 0
-    unknown_leaves: int = 0
-    split_units: int = 0
-    gave_up: bool = False
-
-    def outcome(self, proven: bool, cex: Counterexample | None) -> GraphBabOutcome:
-        ok = proven and not self.gave_up and self.unknown_leaves == 0
-        return GraphBabOutcome(ok, cex, self.domains, self.rounds, self.max_depth,
-                               self.max_queue, self.leaves, self.unknown_leaves,
-                               self.split_units)
-
-
 @dataclass(frozen=True)
 class Batch:
     """Domains: ``lo``/``hi`` (N, U) float32 the units' intervals (rounded outward from
@@ -119,7 +108,7 @@ def graph_bab(gm: GraphModel, prop: Property, replayer: Replayer, deadline: Dead
     """Prove the listed terms unreachable or find a confirmed counterexample."""
     gm.check()
     terms = list(range(len(prop.terms))) if terms is None else list(terms)
-    stats = _Stats()
+    stats = SearchStats()
     for group in box_groups(prop, terms):
         if deadline.expired():
             stats.gave_up = True
@@ -131,13 +120,13 @@ def graph_bab(gm: GraphModel, prop: Property, replayer: Replayer, deadline: Dead
         stats.split_units = max(stats.split_units, root.size)
         cex = _search(root, prop, group, replayer, deadline, options, stats)
         if cex is not None:
-            return stats.outcome(False, cex)
+            return stats.outcome(GraphBabOutcome, False, cex)
         if stats.gave_up:
             break
     log.info("graph-bab: %d domains, %d rounds, depth %d, %d leaves (%d unknown), "
              "%d split units", stats.domains, stats.rounds, stats.max_depth, stats.leaves,
              stats.unknown_leaves, stats.split_units)
-    return stats.outcome(not stats.gave_up, None)
+    return stats.outcome(GraphBabOutcome, True, None)
 
 
 def _root_batch(root: GraphRoot, group: list[int]) -> Batch:
@@ -153,7 +142,7 @@ def _root_batch(root: GraphRoot, group: list[int]) -> Batch:
 
 
 def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replayer,
-            deadline: Deadline, options: GraphBabOptions, stats: _Stats
+            deadline: Deadline, options: GraphBabOptions, stats: SearchStats
             ) -> Counterexample | None:
     _, _, A_np, b_np = stacked_terms(prop, combine=True)
     A, b = torch.tensor(A_np), torch.tensor(b_np)
@@ -206,7 +195,7 @@ def _check_candidates(root: GraphRoot, x: Tensor, terms: Tensor, A: Tensor, b: T
 
 def _leaves(root: GraphRoot, prop: Property, dom: Batch, res: Bounded, alive: Tensor,
             A: Tensor, b: Tensor, replayer: Replayer, deadline: Deadline,
-            options: GraphBabOptions, stats: _Stats) -> Counterexample | None:
+            options: GraphBabOptions, stats: SearchStats) -> Counterexample | None:
     """Decide the alive domains without a free unit; clears their ``alive``."""
     for i in torch.nonzero(alive & (res.branch < 0)).reshape(-1):
         if deadline.expired():
