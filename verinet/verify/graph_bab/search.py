@@ -59,12 +59,29 @@ class GraphBabOptions:
     root_iterations: int = 50       # alpha/beta steps for the root domains
     root_tighten: int = 20          # alpha-CROWN steps per intermediate node at the root
     max_domains: int = 200_000      # queue cap (then: unknown)
+    # ... and at most this much memory for the open domains (24 bytes per domain and
+    # unit, up to twice that while the pool grows: VNN-COMP sri_resnet_a idx 865, 1,400
+    # units, reached 3.6 GB without a cap)
+    queue_mb: int = 512
+    # ... and about this much for one round's coefficient tensors (the batch shrinks to
+    # fit: 64 bytes per domain, objective row and unit of the graph)
+    batch_mb: int = 256
     leaf_time: float = 10.0         # seconds per exact leaf LP
     backend: str = "highs"
 
     def __post_init__(self) -> None:
-        if self.batch < 1 or self.max_domains < 1:
-            raise InputError("graph BaB: batch and max_domains must be positive")
+        if min(self.batch, self.max_domains, self.queue_mb, self.batch_mb) < 1:
+            raise InputError("graph BaB: batch, max_domains, queue_mb and batch_mb must be "
+                             "positive")
+
+    def batch_cap(self, gm: GraphModel, rows: int) -> int:
+        """The largest batch for ``gm`` with ``rows`` objective rows per domain."""
+        per = 64 * rows * sum(gm.size(n) for n in gm.order)
+        return max(1, min(self.batch, self.batch_mb * 2**20 // per))
+
+    def cap(self, units: int) -> int:
+        """The queue cap for a root with ``units`` split units."""
+        return max(1, min(self.max_domains, self.queue_mb * 2**20 // (24 * max(1, units))))
 
 
 DEFAULT_OPTIONS = GraphBabOptions()
@@ -147,14 +164,16 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
     _, _, A_np, b_np = stacked_terms(prop, combine=True)
     A, b = torch.tensor(A_np), torch.tensor(b_np)
     pool: DomainPool[Batch] = DomainPool(_root_batch(root, group))
+    cap = options.cap(root.size)
     split_opts = replace(options.split, iterations=options.root_iterations)
-    batch = options.batch
+    batch_cap = options.batch_cap(root.gm, int(A.shape[1]))
+    batch = batch_cap
     while len(pool):
-        if deadline.expired() or len(pool) > options.max_domains:
+        if deadline.expired() or len(pool) > cap:
             stats.gave_up = True
             return None
         t0 = time.perf_counter()
-        dom = pool.pop(batch, depth_first=len(pool) > options.max_domains // 2)
+        dom = pool.pop(batch, depth_first=len(pool) > cap // 2)
         res = bound_domains(root, dom.lo, dom.hi, Params(dom.alpha, dom.beta_lo, dom.beta_hi),
                             A[dom.term], b[dom.term], split_opts, deadline.expired)
         split_opts = options.split
@@ -173,7 +192,7 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
             pool.push(_children(take(dom, keep), take(res, keep), best[keep]))
             stats.max_depth = max(stats.max_depth, int(dom.depth[keep].max()) + 1)
         stats.max_queue = max(stats.max_queue, len(pool))
-        batch = next_batch(batch, time.perf_counter() - t0, options.batch, ROUND_SECONDS)
+        batch = next_batch(batch, time.perf_counter() - t0, batch_cap, ROUND_SECONDS)
         log.debug("graph-bab round %d: %d bounded, %d split, queue %d, worst %.4g, %.1f s",
                   stats.rounds, int(dom.term.shape[0]), len(keep), len(pool),
                   float(best.min()), deadline.elapsed())
