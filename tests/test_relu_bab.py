@@ -10,6 +10,7 @@ when some term is reachable.  Witnesses are replayed on the IR and on the ONNX m
 import time
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -179,7 +180,8 @@ def test_deadline_is_respected():
     assert out.domains > 0
 
 
-def test_portfolio_relu_bab_strategy():
+@pytest.mark.parametrize("strategy", ["relu-bab", "chain-bab"])
+def test_portfolio_relu_bab_strategy(strategy):
     rng = np.random.default_rng(3)
     layers = float32_layers(random_layers(rng, [4, 8, 8, 3]))
     net = relu_network(layers)
@@ -188,5 +190,5 @@ def test_portfolio_relu_bab_strategy():
     chain = to_chain(net)
     exact = min(exact_min_violation(chain, t.box, t.unsafe)[0] for t in prop.terms)
     res = verify(net, prop, reference_evaluator(relu_onnx(layers)), timeout=30.0,
-                 options=VerifyOptions(complete="relu-bab"))
+                 options=VerifyOptions(complete=strategy))
     assert res.status is (Status.VERIFIED if exact > MARGIN else Status.FALSIFIED)

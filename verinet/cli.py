@@ -38,6 +38,8 @@ EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from verinet.verify.portfolio import COMPLETE_CHOICES
+
     p = argparse.ArgumentParser(prog="verinet", description=__doc__.split("\n")[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
@@ -53,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--std", type=_floats, help="input normalisation std")
     v.add_argument("--backend", choices=("highs", "pulp"), default="highs", help="MILP solver")
     v.add_argument("--complete",
-                   choices=("auto", "milp", "input-bab", "relu-bab", "star", "none"),
-                   default="auto",
-                   help="complete search strategy (default: chosen from the instance)")
+                   choices=COMPLETE_CHOICES, default="auto",
+                   help="complete search strategy (default: chosen from the instance; "
+                        "graph-bab: branch and bound on the graph engine for any model)")
     v.add_argument("--seed", type=int, default=0, help="random seed (attacks)")
     v.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: small tensors run fastest so)")
