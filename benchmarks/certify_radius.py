@@ -2,7 +2,8 @@
 sandwich (upper - lower <= tolerance) within the per-sample timeout, how long they take,
 how close each minimal-norm attack came to the exact radius, and the peak memory.
 
-    python3 benchmarks/certify_radius.py fnn1 [--samples 25] [--timeout 60] [--csv out.csv]
+    python3 benchmarks/certify_radius.py fnn1 [--samples 25] [--timeout 60] [--csv out.csv] \
+        [--search tree|bisection]
     python3 benchmarks/certify_radius.py mnist256x2
     python3 benchmarks/certify_radius.py cnn1|cifar_convsmall [--cache benchmarks/models]
     python3 benchmarks/certify_radius.py custom --model M.onnx --data D.csv --scale 255 \\
@@ -70,6 +71,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tolerance", type=float, default=1e-3)
     p.add_argument("--eps", type=float)
     p.add_argument("--no-milp", action="store_true")
+    p.add_argument("--search", choices=("tree", "bisection"), default="bisection",
+                   help="radius search on high-dimensional models (verinet certify "
+                        "--radius-search)")
     p.add_argument("--csv")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -121,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                         scale=cfg.get("scale"), samples=args.samples, start=args.start,
                         layout=cfg.get("layout"), input_shape=model.network.input_shape)
     opts = CertifyOptions(eps=args.eps, radius=True, timeout=args.timeout,
-                          tolerance=args.tolerance, milp=not args.no_milp)
+                          tolerance=args.tolerance, milp=not args.no_milp,
+                          search=args.search)
     t0 = time.monotonic()
 
     def progress(it):
@@ -151,6 +156,14 @@ def _summary(report, args: argparse.Namespace, wall: float) -> None:
     print(f"exact radius (gap <= {args.tolerance:g}) within {args.timeout:g} s: "
           f"{len(in_time)}/{len(report.samples)} (misclassified count as exact radius 0: "
           f"{len(report.samples) - len(correct)})")
+    tight = [s for s in correct if s.radius is not None and s.radius.lower > 0
+             and s.radius.upper / s.radius.lower <= 1.25]
+    print(f"tight (upper / lower <= 1.25): {len(tight)}/{len(correct)} correctly classified")
+    loose = [s.radius.upper - s.radius.lower for s in correct
+             if s.radius is not None and not s.exact and math.isfinite(s.radius.upper)]
+    if loose:
+        print(f"median bracket width of the {len(loose)} not exact: "
+              f"{statistics.median(loose):.4f}")
     if times:
         print(f"seconds per correct sample: median {statistics.median(times):.1f}, "
               f"max {max(times):.1f}, total {sum(times):.0f} (wall {wall:.0f})")

@@ -49,6 +49,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
                    help="comma list of attack names (fgsm, bim, pgd, cw-l2, cw-linf, deepfool, "
                         "fmn, ead, lbfgs, boundary; default deepfool,fmn,pgd)")
     c.add_argument("--no-milp", action="store_true", help="skip the exact MILP stage")
+    c.add_argument("--radius-search", choices=("tree", "bisection"), default="bisection",
+                   help="how --radius closes the bracket on high-dimensional models: one "
+                        "branch-and-bound tree kept across radii (tree, experimental) or a "
+                        "complete verification per bisection probe (default)")
     c.add_argument("--backend", choices=("highs", "pulp"), default="highs", help="MILP solver")
     c.add_argument("--seed", type=int, default=0, help="random seed (attacks, sampling)")
     c.add_argument("--clever", action="store_true",
@@ -73,7 +77,8 @@ def cmd_certify(args: argparse.Namespace) -> int:
     eps, model, data, model_path, data_path = eps_and_inputs(args)
     options = CertifyOptions(eps=eps, radius=args.radius, timeout=args.timeout,
                              tolerance=args.tolerance, attacks=args.attacks,
-                             milp=not args.no_milp, backend=args.backend, seed=args.seed)
+                             milp=not args.no_milp, backend=args.backend, seed=args.seed,
+                             search=args.radius_search)
     pac = None
     if args.pac:
         from verinet.cli_pac import pac_run_from_args

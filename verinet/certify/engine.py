@@ -51,6 +51,7 @@ SMALL_MILP = 24
 # mnist-net_256x2, image 23: the proof just below the witness (eps 0.0519) needs about
 # 40 s alone, so the first probe may use most of the time (measured: exact in 44 s).
 FIRST_PROBE_SHARE = 0.75
+SEARCHES = ("tree", "bisection")
 
 
 def make_attack(name: str) -> Any:
@@ -77,6 +78,11 @@ class CertifyOptions:
     backend: str = "highs"
     seed: int = 0
     verify: VerifyOptions = field(default_factory=VerifyOptions)
+    # how the radius bracket is closed on high-dimensional models the graph search can
+    # split: "tree" (one branch-and-bound tree, verinet.verify.graph_bab.radius) or
+    # "bisection" (a complete verification per probe, the default); low-dimensional
+    # models always bisect
+    search: str = "bisection"
 
     def __post_init__(self) -> None:
         if self.eps is not None and (not math.isfinite(self.eps) or self.eps < 0):
@@ -87,6 +93,9 @@ class CertifyOptions:
             raise InputError(f"tolerance must be > 0, got {self.tolerance}")
         if self.eps is None and not self.radius:
             raise InputError("give an eps, ask for radii, or both")
+        if self.search not in SEARCHES:
+            raise InputError(f"radius search must be one of {', '.join(SEARCHES)}, got "
+                             f"{self.search!r}")
 
 
 @dataclass
@@ -142,7 +151,10 @@ def certify_sample(network: Network, onnx_eval: OnnxEval | None, index: int, x0:
         milp = ctx.chain is not None and options.milp and ctx.chain.is_relu
         if milp:  # small encodings first: the MILP then usually closes the gap at once
             _milp_stage(ctx, max_binaries=SMALL_MILP)
-        _bisection_stage(ctx)
+        if _tree_search(ctx):
+            _tree_stage(ctx)
+        else:
+            _bisection_stage(ctx)
         if milp:
             _milp_stage(ctx, max_binaries=None)
     return _report(ctx, index, start)
@@ -350,6 +362,50 @@ def _bisection_stage(ctx: _Ctx) -> None:
             cap = probe
         first = False
     ctx.timed("bisection", t0)
+
+
+def _tree_search(ctx: _Ctx) -> bool:
+    """Whether the radius is searched with one branch-and-bound tree on the graph."""
+    views, opts = ctx.views, ctx.options
+    return (opts.search == "tree" and ctx.network.n_inputs > opts.verify.input_split_max_dim
+            and not views.graph.unsupported and not views.unsplittable())
+
+
+def _tree_stage(ctx: _Ctx) -> None:
+    """Close the bracket with one branch-and-bound tree (:class:`RadiusSearch`): grown on
+    the ball just below the closest witness, it shows a certified radius at any moment;
+    each counterexample it confirms moves the witness (and the ball) down, the tree going
+    on on the smaller ball.  It stops when the bracket is closed, the deadline passes, the
+    queue is full or a counterexample fails to improve the witness."""
+    from verinet.verify.graph_bab.radius import RadiusSearch
+
+    b, tol, s = ctx.bracket, ctx.options.tolerance, ctx.sample
+    search = RadiusSearch(ctx.views.graph, ctx.network, ctx.onnx_eval, s.x0, s.label,
+                          s.domain, ctx.options.verify.graph_bab)
+    t0 = time.monotonic()
+    while ctx.deadline.remaining() > 0.5 and b.robust_at < s.max_distance:
+        cap = min(b.upper, s.max_distance)
+        if cap - b.lower <= tol:
+            break
+        top = cap - 0.98 * tol if math.isfinite(b.upper) else cap
+        if top <= b.lower:
+            break
+        step = search.run(top, ctx.deadline)
+        if step.lower > b.robust_at:
+            b.prove_robust(step.lower, "radius-bab")
+        if step.counterexample is not None:
+            w = confirm_witness(ctx.network, ctx.onnx_eval, s, step.counterexample.x,
+                                "radius-bab")
+            if not b.offer(w):
+                ctx.notes.append("radius search: a counterexample did not improve the witness")
+                break
+        elif not step.proven:
+            if not ctx.deadline.expired():
+                ctx.notes.append(f"radius search: queue full ({step.open_domains} domains)")
+            break
+    ctx.notes.append(f"radius search: {search.stats.domains} domains in "
+                     f"{search.stats.rounds} rounds")
+    ctx.timed("radius_bab", t0)
 
 
 # ----------------------------------------------------------------------------- report

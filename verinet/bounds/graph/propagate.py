@@ -362,10 +362,12 @@ def _dot(a: Tensor, m: Tensor) -> Tensor:
     return (a * m.unsqueeze(1)).flatten(2).sum(-1)
 
 
-def concretize(st: GraphState, coef: Tensor, const: Tensor, mag: Tensor) -> Tensor:
-    """Sound minimum of ``coef x + const`` over each box, widened by the slack."""
-    x_lo = st.lo[st.gm.input_name]
-    x_hi = st.hi[st.gm.input_name]
+def concretize(st: GraphState, coef: Tensor, const: Tensor, mag: Tensor,
+               box: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Sound minimum of ``coef x + const`` over each box, widened by the slack.  ``box``:
+    other input boxes (B, *s) inside the state's (the magnitudes of the state's boxes
+    bound theirs, so the same slack covers them)."""
+    x_lo, x_hi = (st.lo[st.gm.input_name], st.hi[st.gm.input_name]) if box is None else box
     x_lo, x_hi = (t.reshape(t.shape[0], -1, 1) for t in (x_lo, x_hi))  # a batch-1 state
     # broadcasts over many coefficient rows
     mid, rad = (x_lo + x_hi) / 2.0, (x_hi - x_lo) / 2.0

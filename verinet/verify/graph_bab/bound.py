@@ -80,7 +80,9 @@ class Params:
 class Bounded:
     """Per domain: ``lower`` (N, K) sound lower bounds of ``C f(x) - b``; the best
     parameters; ``branch`` (N,) the flat unit to cut next (-1: none can be cut); ``point``
-    (N,) where; ``x`` (N, n) primal candidates."""
+    (N,) where; ``x`` (N, n) primal candidates; ``coef``, ``const``, ``mag`` the bound's
+    input coefficients (N, K, n), constant and float magnitude (N, K) (it can be
+    concretized over a smaller box: :func:`~verinet.bounds.graph.propagate.concretize`)."""
 
     lower: Tensor
     alpha: Tensor
@@ -89,6 +91,9 @@ class Bounded:
     branch: Tensor
     point: Tensor
     x: Tensor
+    coef: Tensor
+    const: Tensor
+    mag: Tensor
 
 
 def unit_intervals(root: GraphRoot, st: GraphState, lo: Tensor,
@@ -158,10 +163,13 @@ def _lagrangian(root: GraphRoot, st: GraphState, intervals: list[tuple[Tensor, T
 
 def objective(root: GraphRoot, st: GraphState, lo: Tensor, hi: Tensor, prm: Params,
               C: Tensor, b: Tensor, taps: dict[str, Tensor | None] | None = None,
-              track: bool = True) -> tuple[Tensor, Tensor, dict[str, object]]:
+              track: bool = True
+              ) -> tuple[Tensor, Tensor, dict[str, object], tuple[Tensor, Tensor]]:
     """Lower bounds (N, K) of ``C f(x) - b`` in ``st``'s dtype (sound with ``track``, the
-    float slack's magnitudes; a surrogate without), the input coefficients (N, K, n) and
-    the split nodes' relaxations."""
+    float slack's magnitudes; a surrogate without), the input coefficients (N, K, n), the
+    split nodes' relaxations and the constant and magnitude (N, K) that
+    :func:`~verinet.bounds.graph.propagate.concretize` took with the coefficients (so
+    that the same bound can be concretized over smaller boxes)."""
     gm = st.gm
     N, K = C.shape[:2]
     A = C.to(st.options.dtype).reshape((N, K) + gm.shape[gm.output_name])
@@ -170,8 +178,8 @@ def objective(root: GraphRoot, st: GraphState, lo: Tensor, hi: Tensor, prm: Para
     add, lag, lag_mag = _lagrangian(root, st, intervals, prm, K)
     coef, const, mag = backward(st, gm.output_name, A, relax, add, taps, track)
     b = b.to(st.options.dtype)
-    bound = concretize(st, coef, const + lag - b, mag + lag_mag + b.abs())
-    return bound, coef, relax
+    const, mag = const + lag - b, mag + lag_mag + b.abs()
+    return concretize(st, coef, const, mag), coef, relax, (const, mag)
 
 
 def _tightened(root: GraphRoot, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
@@ -230,7 +238,7 @@ def bound_domains(root: GraphRoot, lo: Tensor, hi: Tensor, prm: Params, C: Tenso
     prm = optimise(root, lo, hi, prm, C, b, options, stop)
     taps: dict[str, Tensor | None] = {n: None for n in root.nodes}
     with torch.no_grad():
-        lower, coef, relax = objective(root, root.state, lo, hi, prm, C, b, taps)
+        lower, coef, relax, (const, mag) = objective(root, root.state, lo, hi, prm, C, b, taps)
         lower = lower.nan_to_num(nan=-torch.inf, posinf=-torch.inf)
         best = lower.argmax(dim=1)
         pick = torch.arange(len(best))
@@ -238,7 +246,8 @@ def bound_domains(root: GraphRoot, lo: Tensor, hi: Tensor, prm: Params, C: Tenso
         x_hi = root.state.hi[root.gm.input_name].reshape(1, -1)
         x = torch.where(coef[pick, best] >= 0, x_lo, x_hi)
         branch, point = choose_cut(root, lo, hi, taps, relax, pick, best, options, (prm, C, b))
-    return Bounded(lower, prm.alpha, prm.beta_lo, prm.beta_hi, branch, point, x)
+    return Bounded(lower, prm.alpha, prm.beta_lo, prm.beta_hi, branch, point, x, coef, const,
+                   mag)
 
 
 def cut_points(root: GraphRoot, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:

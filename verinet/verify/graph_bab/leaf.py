@@ -44,13 +44,12 @@ def _linear(root: GraphRoot, lo: Tensor, hi: Tensor, target: str,
     return coef[0].numpy(), const[0].numpy(), sigma[0].numpy()
 
 
-def decide_leaf(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: np.ndarray,
-                time_limit: float, backend: str = "highs") -> tuple[bool, np.ndarray | None]:
-    """(proven, candidate) for one domain whose ReLU-like units are all cut (``lo``/``hi``
-    (U,) its intervals: each unit's phase is the sign of its interval) of the term with
-    rows ``C`` (K, m), ``b`` (K,)."""
+def _leaf_rows(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The leaf's rows: ``F x + base`` (K rows: each ``L_r - sigma_r - b_r``, the term is
+    violated where all are ``<= 0``) and the region ``D x <= rhs`` (None: no split)."""
     split = torch.where(lo >= 0, 1, -1).to(torch.int8)
-    gm, st = root.gm, root.state
+    gm = root.gm
     out = gm.output_name
     A = torch.tensor(C, dtype=torch.float64).reshape((1, len(C)) + gm.shape[out])
     F, g, s_f = _linear(root, lo, hi, out, A)
@@ -65,11 +64,25 @@ def decide_leaf(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: np.nd
         G, h, s_g = _linear(root, lo, hi, z, E.reshape((1, len(idx)) + gm.shape[z]))
         rows.append(G)
         rhs.append(s_g - h)
-    lo = st.lo[gm.input_name].reshape(-1).numpy()
-    hi = st.hi[gm.input_name].reshape(-1).numpy()
+    if not rows:
+        return F, g - s_f - b, None, None
+    return F, g - s_f - b, np.concatenate(rows), np.concatenate(rhs)
+
+
+def _input_box(root: GraphRoot) -> tuple[np.ndarray, np.ndarray]:
+    st, name = root.state, root.gm.input_name
+    return st.lo[name].reshape(-1).numpy(), st.hi[name].reshape(-1).numpy()
+
+
+def decide_leaf(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: np.ndarray,
+                time_limit: float, backend: str = "highs") -> tuple[bool, np.ndarray | None]:
+    """(proven, candidate) for one domain whose ReLU-like units are all cut (``lo``/``hi``
+    (U,) its intervals: each unit's phase is the sign of its interval) of the term with
+    rows ``C`` (K, m), ``b`` (K,)."""
+    F, base, D, rhs = _leaf_rows(root, lo, hi, C, b)
+    lo, hi = _input_box(root)
     n = lo.size
     # tau's bounds: interval bounds of max_r (L_r - sigma_r - b_r) over the box
-    base = g - s_f - b
     t_lo = float(np.max(base + np.minimum(F * lo, F * hi).sum(1))) - 1.0
     t_hi = float(np.max(base + np.maximum(F * lo, F * hi).sum(1))) + 1.0
     be = make_backend(backend)
@@ -78,10 +91,9 @@ def decide_leaf(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: np.nd
     K = len(C)
     obj_rows = sp.hstack([sp.csr_matrix(F), sp.csr_matrix(-np.ones((K, 1)))]).tocsr()
     be.add_rows(obj_rows, np.full(K, -np.inf), -base)
-    if rows:
-        D = np.concatenate(rows)
+    if D is not None:
         be.add_rows(sp.hstack([sp.csr_matrix(D), sp.csr_matrix((len(D), 1))]).tocsr(),
-                    np.full(len(D), -np.inf), np.concatenate(rhs))
+                    np.full(len(D), -np.inf), rhs)
     be.set_objective(tau, [1.0])
     be.set_time_limit(max(0.1, time_limit))
     res = be.solve(relax=True)
@@ -89,10 +101,40 @@ def decide_leaf(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: np.nd
         if safe_lower_bound(be.model(), res.row_duals) > PROOF_TOL:
             return True, None
         return False, None if res.x is None else np.asarray(res.x[:n])
-    if res.status is SolverStatus.INFEASIBLE and rows:
-        return _empty(np.concatenate(rows), np.concatenate(rhs), lo, hi, backend,
-                      time_limit), None
+    if res.status is SolverStatus.INFEASIBLE and D is not None:
+        return _empty(D, rhs, lo, hi, backend, time_limit), None
     return False, None
+
+
+def leaf_reach(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: np.ndarray,
+               x0: np.ndarray, time_limit: float, backend: str = "highs") -> float:
+    """A certified lower bound on the L-inf distance from ``x0`` to the points of the
+    leaf (inside the root's box) that violate the term: the LP ``min t`` s.t. the term's
+    rows ``<= 0``, the leaf's region, ``|x - x0| <= t``, bounded through its duals
+    (:func:`verinet.milp.certify.safe_lower_bound`); 0 when the LP is not solved."""
+    F, base, D, rhs = _leaf_rows(root, lo, hi, C, b)
+    lo, hi = _input_box(root)
+    n = lo.size
+    x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
+    top = float(np.max(np.maximum(x0 - lo, hi - x0)))
+    be = make_backend(backend)
+    be.add_vars(lo, hi)
+    t = be.add_vars([0.0], [top])
+    eye = sp.identity(n, format="csr")
+    ones = sp.csr_matrix(-np.ones((n, 1)))
+    parts = [(sp.hstack([sp.csr_matrix(F), sp.csr_matrix((len(F), 1))]), -base),
+             (sp.hstack([eye, ones]), x0), (sp.hstack([-eye, ones]), -x0)]
+    if D is not None:
+        parts.append((sp.hstack([sp.csr_matrix(D), sp.csr_matrix((len(D), 1))]), rhs))
+    M = sp.vstack([m for m, _ in parts]).tocsr()
+    upper = np.concatenate([u for _, u in parts])
+    be.add_rows(M, np.full(len(upper), -np.inf), upper)
+    be.set_objective(t, [1.0])
+    be.set_time_limit(max(0.1, time_limit))
+    res = be.solve(relax=True)
+    if res.status is not SolverStatus.OPTIMAL or res.row_duals is None:
+        return 0.0
+    return max(0.0, float(safe_lower_bound(be.model(), res.row_duals)))
 
 
 def _empty(D: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray, backend: str,
