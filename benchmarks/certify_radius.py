@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from verinet.certify import RADIUS_SEARCHES
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
 MNIST = SHARED / "deeppac" / "extras" / "mnist_100.csv"
@@ -71,7 +73,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tolerance", type=float, default=1e-3)
     p.add_argument("--eps", type=float)
     p.add_argument("--no-milp", action="store_true")
-    p.add_argument("--search", choices=("tree", "bisection"), default="bisection",
+    p.add_argument("--search", choices=RADIUS_SEARCHES, default="bisection",
                    help="radius search on high-dimensional models (verinet certify "
                         "--radius-search)")
     p.add_argument("--csv")

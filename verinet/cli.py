@@ -38,7 +38,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from verinet.verify.portfolio import COMPLETE_CHOICES
+    from verinet.verify.result import COMPLETE_CHOICES
 
     p = argparse.ArgumentParser(prog="verinet", description=__doc__.split("\n")[0])
     common = argparse.ArgumentParser(add_help=False)

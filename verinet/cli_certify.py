@@ -12,6 +12,7 @@ import argparse
 import logging
 from typing import Any
 
+from verinet.certify import RADIUS_SEARCHES
 from verinet.cli_samples import (
     add_sample_options,
     eps_and_inputs,
@@ -49,7 +50,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
                    help="comma list of attack names (fgsm, bim, pgd, cw-l2, cw-linf, deepfool, "
                         "fmn, ead, lbfgs, boundary; default deepfool,fmn,pgd)")
     c.add_argument("--no-milp", action="store_true", help="skip the exact MILP stage")
-    c.add_argument("--radius-search", choices=("tree", "bisection"), default="bisection",
+    c.add_argument("--radius-search", choices=RADIUS_SEARCHES, default="bisection",
                    help="how --radius closes the bracket on high-dimensional models: one "
                         "branch-and-bound tree kept across radii (tree, experimental) or a "
                         "complete verification per bisection probe (default)")

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from verinet.certify import RADIUS_SEARCHES
 from verinet.certify.bracket import Bracket, Sample, confirm_witness
 from verinet.certify.crown_radius import certified_margins, crown_radius
 from verinet.certify.result import SampleReport, SampleStatus, Witness
@@ -38,7 +39,7 @@ from verinet.verify.deadline import Deadline
 from verinet.verify.portfolio import VerifyOptions
 from verinet.verify.portfolio import verify as portfolio_verify
 from verinet.verify.views import ModelViews
-from verinet.verify.witness import OnnxEval
+from verinet.verify.witness import OnnxEval, closest_scale
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ SMALL_MILP = 24
 # mnist-net_256x2, image 23: the proof just below the witness (eps 0.0519) needs about
 # 40 s alone, so the first probe may use most of the time (measured: exact in 44 s).
 FIRST_PROBE_SHARE = 0.75
-SEARCHES = ("tree", "bisection")
 
 
 def make_attack(name: str) -> Any:
@@ -93,8 +93,8 @@ class CertifyOptions:
             raise InputError(f"tolerance must be > 0, got {self.tolerance}")
         if self.eps is None and not self.radius:
             raise InputError("give an eps, ask for radii, or both")
-        if self.search not in SEARCHES:
-            raise InputError(f"radius search must be one of {', '.join(SEARCHES)}, got "
+        if self.search not in RADIUS_SEARCHES:
+            raise InputError(f"radius search must be one of {', '.join(RADIUS_SEARCHES)}, got "
                              f"{self.search!r}")
 
 
@@ -186,24 +186,16 @@ def _attack_stage(ctx: _Ctx) -> None:
     ctx.timed("attacks", t0)
 
 
-def _line_search(ctx: _Ctx, steps: int = 30) -> None:
+def _line_search(ctx: _Ctx) -> None:
     """Shrink the closest witness towards the sample along their segment: the smallest
-    scale still misclassified (bisection on the float64 IR, then replayed)."""
+    scale still misclassified (:func:`closest_scale`), then replayed."""
     w, s = ctx.bracket.witness, ctx.sample
     if w is None or w.distance <= 0:
         return
-    d = w.x - s.x0
-    lo, hi = 0.0, 1.0
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        y = ctx.network.evaluate(s.x0 + mid * d)
-        if np.delete(y, s.label).max() >= y[s.label]:
-            hi = mid
-        else:
-            lo = mid
+    hi = closest_scale(ctx.network, s.x0, w.x, s.label)
     if hi < 1.0:
-        ctx.bracket.offer(confirm_witness(ctx.network, ctx.onnx_eval, s, s.x0 + hi * d,
-                                          w.method + "+line"))
+        ctx.bracket.offer(confirm_witness(ctx.network, ctx.onnx_eval, s,
+                                          s.x0 + hi * (w.x - s.x0), w.method + "+line"))
 
 
 def _run_attack(ctx: _Ctx, attack: Any, name: str, eps: float | None) -> bool:

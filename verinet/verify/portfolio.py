@@ -11,8 +11,9 @@ Stages, each bounded by the shared deadline:
    input-splitting branch and bound for a few seconds, then the exact star-set search
    (:mod:`verinet.verify.star`), otherwise branch and bound over ReLU phases
    (and Sigmoid/Tanh intervals) on the graph (:mod:`verinet.verify.graph_bab`; the dense
-   chain's :mod:`verinet.verify.relu_bab` on request, ``complete="chain-bab"``); on request (``complete="milp"``) a MILP per term with
-   big-M constants from LP-tightened sound bounds.
+   chain's :mod:`verinet.verify.relu_bab` on request, ``complete="chain-bab"``); on
+   request (``complete="milp"``) a MILP per term with big-M constants from LP-tightened
+   sound bounds.
 
 Nothing here catches internal errors: an exception propagates to the caller (the CLI
 reports ``error``); it never becomes a verdict.  Only confirmed witnesses give
@@ -40,7 +41,7 @@ from verinet.verify.deadline import Deadline
 from verinet.verify.graph_bab import GraphBabOptions, graph_bab
 from verinet.verify.input_bab import InputBabOptions, input_bab
 from verinet.verify.relu_bab import ReluBabOptions, relu_bab
-from verinet.verify.result import TermOutcome, VerificationResult
+from verinet.verify.result import COMPLETE_CHOICES, TermOutcome, VerificationResult
 from verinet.verify.star import StarJob, StarOptions, StarOutcome, star_verify, worker_count
 from verinet.verify.views import ModelViews
 from verinet.verify.witness import OnnxEval, Replayer
@@ -48,7 +49,6 @@ from verinet.verify.witness import OnnxEval, Replayer
 log = logging.getLogger(__name__)
 
 PROOF_TOL = 1e-9
-COMPLETE_CHOICES = ("auto", "milp", "input-bab", "relu-bab", "chain-bab", "star", "none")
 
 #: The second attack on low-dimensional inputs: 1024 restarts per term, half from the
 #: box's vertices and half uniform, small steps.  On ACAS Xu 1_9 property 7 (unsafe set: a

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 
 from verinet.types import Counterexample, Reason, SoundnessError, Status
 
+#: The complete-search strategies of :class:`verinet.verify.portfolio.VerifyOptions`
+#: (here, not in the portfolio, so that the command line lists them without importing it).
+COMPLETE_CHOICES = ("auto", "milp", "input-bab", "relu-bab", "chain-bab", "star", "none")
+
 
 @dataclass(frozen=True)
 class TermOutcome:

@@ -24,6 +24,23 @@ log = logging.getLogger(__name__)
 OnnxEval = Callable[[np.ndarray], np.ndarray]
 
 
+def closest_scale(network: Network, x0: np.ndarray, x: np.ndarray, label: int,
+                  steps: int = 30) -> float:
+    """The smallest scale ``s`` in (0, 1] found by bisection at which ``x0 + s (x - x0)``
+    is still misclassified (ties count) on the float64 IR (1.0 when none smaller is)."""
+    x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
+    d = np.asarray(x, dtype=np.float64).reshape(-1) - x0
+    lo, hi = 0.0, 1.0
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        y = network.evaluate(x0 + mid * d)
+        if np.delete(y, label).max() >= y[label]:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def snap_into_box(x: np.ndarray, term: Term) -> np.ndarray:
     """The float32-representable point nearest ``x`` inside the box (as float64)."""
     lo, hi = term.box.lower, term.box.upper

@@ -54,11 +54,11 @@ from verinet.verify.graph_bab.search import (
     ROUND_SECONDS,
     Batch,
     GraphBabOptions,
-    _check_candidates,
-    _children,
-    _root_batch,
+    check_candidates,
+    children,
+    root_batch,
 )
-from verinet.verify.witness import OnnxEval, Replayer
+from verinet.verify.witness import OnnxEval, Replayer, closest_scale
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class RadiusSearch:
                               GraphOptions(tighten=self.options.root_tighten),
                               stop=lambda: deadline.remaining() < 0.5 * deadline.seconds)
         terms = list(range(self.network.n_outputs - 1))
-        first = _root_batch(self.root, terms)
+        first = root_batch(self.root, terms)
         self.pool = DomainPool(replace(first, lb=torch.zeros_like(first.lb)))
         self.cap, self.top, self.fresh = math.inf, top, True
         self.stats.split_units = self.root.size
@@ -224,7 +224,7 @@ class RadiusSearch:
             got = torch.maximum(reach(root, res, x0, dom_box, top), dom.lb.clamp(max=top))
             # proven on the ball: a positive bound, or a reach that covers it
             alive = ~(res.lower.max(dim=1).values > PROOF_TOL) & (got < top)
-            cex = _check_candidates(root, res.x[alive], dom.term[alive], A, b, replayer)
+            cex = check_candidates(root, res.x[alive], dom.term[alive], A, b, replayer)
             leaf = alive & (res.branch < 0)
             alive &= ~leaf
             keep_leaf = leaf.clone()  # all back when a counterexample ends this round
@@ -235,7 +235,7 @@ class RadiusSearch:
                 pool.push(replace(take(dom, idx), lb=got[idx]))
             keep = torch.nonzero(alive).reshape(-1)
             if len(keep):
-                pool.push(_children(take(dom, keep), take(res, keep), got[keep]))
+                pool.push(children(take(dom, keep), take(res, keep), got[keep]))
                 self.stats.max_depth = max(self.stats.max_depth, int(dom.depth[keep].max()) + 1)
             self.stats.max_queue = max(self.stats.max_queue, len(pool))
             if cex is not None:
@@ -246,20 +246,13 @@ class RadiusSearch:
                       self.lower())
         return self._step(None)
 
-    def _closer(self, cex: Counterexample, replayer: Replayer,
-                steps: int = 30) -> Counterexample:
-        """The counterexample moved towards the sample along their segment: the smallest
-        scale still adversarial on the IR (bisection), if its replay confirms it."""
-        d = np.asarray(cex.x, dtype=np.float64).reshape(-1) - self.x0
-        lo, hi = 0.0, 1.0
-        for _ in range(steps):
-            mid = 0.5 * (lo + hi)
-            y = self.network.evaluate(self.x0 + mid * d)
-            if np.delete(y, self.label).max() >= y[self.label]:
-                hi = mid
-            else:
-                lo = mid
+    def _closer(self, cex: Counterexample, replayer: Replayer) -> Counterexample:
+        """The counterexample moved towards the sample along their segment (the smallest
+        scale still adversarial on the IR: :func:`closest_scale`), if its replay confirms
+        it."""
+        hi = closest_scale(self.network, self.x0, cex.x, self.label)
         if hi < 1.0:
+            d = np.asarray(cex.x, dtype=np.float64).reshape(-1) - self.x0
             closer = replayer.confirm(self.x0 + hi * d)
             if closer is not None:
                 return closer

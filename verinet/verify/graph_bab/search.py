@@ -146,7 +146,7 @@ def graph_bab(gm: GraphModel, prop: Property, replayer: Replayer, deadline: Dead
     return stats.outcome(GraphBabOutcome, True, None)
 
 
-def _root_batch(root: GraphRoot, group: list[int]) -> Batch:
+def root_batch(root: GraphRoot, group: list[int]) -> Batch:
     n, U = len(group), root.size
     lo, hi = root.unit_bounds()
     alpha = root.unit_params().to(torch.float32)
@@ -163,7 +163,7 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
             ) -> Counterexample | None:
     _, _, A_np, b_np = stacked_terms(prop, combine=True)
     A, b = torch.tensor(A_np), torch.tensor(b_np)
-    pool: DomainPool[Batch] = DomainPool(_root_batch(root, group))
+    pool: DomainPool[Batch] = DomainPool(root_batch(root, group))
     cap = options.cap(root.size)
     split_opts = replace(options.split, iterations=options.root_iterations)
     batch_cap = options.batch_cap(root.gm, int(A.shape[1]))
@@ -181,7 +181,7 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
         stats.domains += int(dom.term.shape[0])
         best = res.lower.max(dim=1).values
         alive = ~(best > PROOF_TOL)  # a NaN bound proves nothing
-        cex = _check_candidates(root, res.x[alive], dom.term[alive], A, b, replayer)
+        cex = check_candidates(root, res.x[alive], dom.term[alive], A, b, replayer)
         if cex is None:
             cex = _leaves(root, prop, dom, res, alive, A, b, replayer, deadline, options,
                           stats)
@@ -189,7 +189,7 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
             return cex
         keep = torch.nonzero(alive).reshape(-1)
         if len(keep):
-            pool.push(_children(take(dom, keep), take(res, keep), best[keep]))
+            pool.push(children(take(dom, keep), take(res, keep), best[keep]))
             stats.max_depth = max(stats.max_depth, int(dom.depth[keep].max()) + 1)
         stats.max_queue = max(stats.max_queue, len(pool))
         batch = next_batch(batch, time.perf_counter() - t0, batch_cap, ROUND_SECONDS)
@@ -199,8 +199,8 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
     return None
 
 
-def _check_candidates(root: GraphRoot, x: Tensor, terms: Tensor, A: Tensor, b: Tensor,
-                      replayer: Replayer) -> Counterexample | None:
+def check_candidates(root: GraphRoot, x: Tensor, terms: Tensor, A: Tensor, b: Tensor,
+                     replayer: Replayer) -> Counterexample | None:
     """Replay the candidates whose outputs violate their term."""
     if not len(terms):
         return None
@@ -240,7 +240,7 @@ def _leaves(root: GraphRoot, prop: Property, dom: Batch, res: Bounded, alive: Te
     return None
 
 
-def _children(parent: Batch, res: Bounded, best: Tensor) -> Batch:
+def children(parent: Batch, res: Bounded, best: Tensor) -> Batch:
     """Two children per domain, cut at the unit and point the bounding step picked: the
     lower half ``[l, m]`` (its upper end is new) and the upper half ``[m, u]``."""
     pos, m = res.branch, res.point.to(torch.float32)
