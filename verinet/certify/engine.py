@@ -148,7 +148,7 @@ def certify_sample(network: Network, onnx_eval: OnnxEval | None, index: int, x0:
     if options.eps is not None:
         _eps_stage(ctx, options.eps)
     if options.radius:
-        milp = ctx.chain is not None and options.milp and ctx.chain.is_relu
+        milp = options.milp and _milp_encodable(ctx)
         if milp:  # small encodings first: the MILP then usually closes the gap at once
             _milp_stage(ctx, max_binaries=SMALL_MILP)
         if _tree_search(ctx):
@@ -281,30 +281,52 @@ def _eps_stage(ctx: _Ctx, eps: float) -> None:
     ctx.timed("verify", t0)
 
 
+def _milp_encodable(ctx: _Ctx) -> bool:
+    """The radius MILP runs on the dense ReLU chain, or on the graph's encoding when every
+    nonlinear node is piecewise linear (ReLU, LeakyReLU, Clip, MaxPool)."""
+    if ctx.chain is not None:
+        return ctx.chain.is_relu
+    return not ctx.views.graph.unsupported and not ctx.views.milp_lacking()
+
+
 def _milp_stage(ctx: _Ctx, max_binaries: int | None) -> None:
-    from verinet.bounds.crown import crown_layer_bounds
-    from verinet.milp.radius import milp_radius
-    from verinet.milp.tighten import Tightening, tighten_bounds
+    from verinet.milp.problem import chain_problem, graph_problem
+    from verinet.milp.radius import radius_of
 
     b, chain, s = ctx.bracket, ctx.chain, ctx.sample
-    assert chain is not None
     if (b.gap <= ctx.options.tolerance or ctx.deadline.expired()
             or b.robust_at >= s.max_distance):
         return
     t0 = time.monotonic()
     R = min(b.upper, s.max_distance)
     box = s.ball(R)
-    bounds = crown_layer_bounds(chain, box)
-    if max_binaries is not None and _n_unstable(bounds) > max_binaries:
-        return
-    bounds = tighten_bounds(chain, box, bounds, Tightening.LP, ctx.options.backend,
-                            time_budget=0.2 * ctx.deadline.remaining())
+    budget = 0.2 * ctx.deadline.remaining()
+    if chain is not None:
+        from verinet.bounds.crown import crown_layer_bounds
+        from verinet.milp.tighten import Tightening, tighten_bounds
+
+        bounds = crown_layer_bounds(chain, box)
+        if max_binaries is not None and _n_unstable(bounds) > max_binaries:
+            return
+        bounds = tighten_bounds(chain, box, bounds, Tightening.LP, ctx.options.backend,
+                                time_budget=budget)
+        problem = chain_problem(chain, bounds)
+    else:
+        from verinet.milp.graph_encode import graph_node_bounds, n_binaries
+        from verinet.milp.graph_tighten import tighten_graph
+
+        gm = ctx.views.graph
+        nodes = graph_node_bounds(gm, box)
+        if max_binaries is not None and n_binaries(gm, nodes) > max_binaries:
+            return
+        problem = graph_problem(gm, tighten_graph(gm, box, nodes, ctx.options.backend,
+                                                  time_budget=budget))
     margins = certified_margins(ctx.views.graph, s.x0, s.label, np.array([R]), s.domain)[0]
-    classes = [j for j in range(chain.n_outputs) if j != s.label]
+    classes = [j for j in range(problem.n_outputs) if j != s.label]
     first = b.witness.predicted if b.witness is not None else -1
     order = sorted((j for j, m in zip(classes, margins, strict=True) if m <= 0),
                    key=lambda j: (j != first, float(margins[classes.index(j)])))
-    out = milp_radius(chain, s.x0, s.label, box, bounds, order, b.lower,
+    out = radius_of(problem, s.x0, s.label, box, order, b.lower,
                       (0.8 if max_binaries is None else 0.5) * ctx.deadline.remaining(),
                       ctx.options.backend)
     ctx.timed("milp", t0)

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain
 from verinet.milp.backend import MilpBackend, SolverStatus, make_backend
-from verinet.milp.encode import encode_chain
+from verinet.milp.problem import MilpProblem, chain_problem
 from verinet.types import Box, InputError, linf_reach
 
 log = logging.getLogger(__name__)
@@ -109,13 +109,30 @@ def milp_radius(
     ``floor`` is a lower bound on the radius proven by the caller (used for classes the
     solver cannot bound); ``time_limit`` covers all classes together.
     """
+    return radius_of(chain_problem(chain, bounds), x0, label, box, order, floor, time_limit,
+                     backend)
+
+
+def radius_of(
+    problem: MilpProblem,
+    x0: np.ndarray,
+    label: int,
+    box: Box,
+    order: list[int],
+    floor: float,
+    time_limit: float,
+    backend: str = "highs",
+) -> RadiusOutcome:
+    """:func:`milp_radius` on any :class:`~verinet.milp.problem.MilpProblem` (the chain's
+    or the graph's encoding, with bounds sound on ``box``)."""
     t0 = time.monotonic()
     x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
-    if box.dim != x0.size or x0.size != chain.n_inputs:
-        raise InputError(f"sample has {x0.size} inputs, box {box.dim}, chain {chain.n_inputs}")
+    if box.dim != x0.size or x0.size != problem.n_inputs:
+        raise InputError(f"sample has {x0.size} inputs, box {box.dim}, the network "
+                         f"{problem.n_inputs}")
     R = linf_reach(x0, box.lower, box.upper)
     be = make_backend(backend)
-    enc = encode_chain(be, chain, box, bounds)
+    enc = problem.encode(be, box)
     t = int(be.add_vars([0.0], [R])[0])
     n = x0.size
     be.add_rows(_rows(n, enc.x, t, be.num_vars),

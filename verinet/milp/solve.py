@@ -17,7 +17,7 @@ the term is reachable iff ``s* <= 0``.
   the true graph points): it gives UNKNOWN.
 * FALSIFIED means a *candidate*: the solver found a point with ``s <= 0``.  Its input
   ``x`` (clipped into the box) is returned for the caller to replay on the real network;
-  ``candidate_violation`` is its violation replayed on the chain in float64.
+  ``candidate_violation`` is its violation replayed on the network in float64.
 * Otherwise UNKNOWN (time limit, solver trouble, or ``0 < s* <= tol``).
 
 With HiGHS the search stops as soon as either conclusion is reached (MIP callback on
@@ -39,7 +39,7 @@ from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain
 from verinet.milp.backend import MilpBackend, SolveResult, SolverStatus, make_backend
 from verinet.milp.certify import safe_lower_bound
-from verinet.milp.encode import encode_chain
+from verinet.milp.problem import MilpProblem, chain_problem
 from verinet.spec.property import Halfspaces
 from verinet.types import Box, InputError, Status
 
@@ -55,7 +55,7 @@ class MilpOutcome:
     ``bound``: proven lower bound on ``s*`` (``-inf`` if none);
     ``objective``: best incumbent ``s`` found (``nan`` if none);
     ``candidate``: flat input in the box (FALSIFIED only, or the minimiser for
-    :func:`milp_min_margin`); ``candidate_violation``: ``unsafe.violation`` of the chain's
+    :func:`milp_min_margin`); ``candidate_violation``: ``unsafe.violation`` of the network's
     output at ``candidate``; ``solver_status``: the backend's status.
     """
 
@@ -70,9 +70,8 @@ class MilpOutcome:
     n_binaries: int = 0
 
 
-def _s_lower(unsafe: Halfspaces, bounds: LayerBounds) -> float:
+def _s_lower(unsafe: Halfspaces, lo: np.ndarray, hi: np.ndarray) -> float:
     """A sound lower bound on ``max_i (A_i y - b_i)`` from the output bounds."""
-    lo, hi = bounds.output_lower, bounds.output_upper
     A = unsafe.A
     with np.errstate(invalid="ignore"):
         rows = np.where(A > 0, A * lo, np.where(A < 0, A * hi, 0.0)).sum(axis=1) - unsafe.b
@@ -82,19 +81,22 @@ def _s_lower(unsafe: Halfspaces, bounds: LayerBounds) -> float:
 
 
 def _solve_violation(
-    chain: Chain, box: Box, unsafe: Halfspaces, bounds: LayerBounds,
+    problem: MilpProblem, box: Box, unsafe: Halfspaces,
     backend: str, time_limit: float | None, tol: float, early_stop: bool,
 ) -> MilpOutcome:
     t0 = time.perf_counter()
-    if unsafe.n_outputs != chain.n_outputs:
-        raise InputError(f"unsafe set has {unsafe.n_outputs} outputs, chain {chain.n_outputs}")
+    if unsafe.n_outputs != problem.n_outputs:
+        raise InputError(f"unsafe set has {unsafe.n_outputs} outputs, the network "
+                         f"{problem.n_outputs}")
+    if box.dim != problem.n_inputs:
+        raise InputError(f"box has {box.dim} inputs, the network expects {problem.n_inputs}")
     if unsafe.A.shape[0] == 0:  # empty conjunction: reachable iff the box is non-empty
         x = box.clip(np.nan_to_num(box.center, nan=0.0))
         return MilpOutcome(Status.FALSIFIED, -math.inf, 0.0, x, 0.0,
                            time.perf_counter() - t0, SolverStatus.OPTIMAL, backend)
     be = make_backend(backend)
-    enc = encode_chain(be, chain, box, bounds)
-    s = be.add_vars([_s_lower(unsafe, bounds)], [np.inf])
+    enc = problem.encode(be, box)
+    s = be.add_vars([_s_lower(unsafe, problem.output_lower, problem.output_upper)], [np.inf])
     m = unsafe.A.shape[0]
     coeffs = sp.lil_matrix((m, be.num_vars))
     coeffs[:, s[0]] = 1.0
@@ -105,10 +107,10 @@ def _solve_violation(
     if early_stop:
         be.set_stop(proved_above=tol, found_below=0.0)
     res = _conservative(be, be.solve())
-    status, cand, viol = _classify(chain, box, unsafe, res, enc.x, tol)
+    status, cand, viol = _classify(problem, box, unsafe, res, enc.x, tol)
     if not early_stop and res.x is not None:  # min-margin query: report the minimiser
         cand = box.clip(res.x[enc.x])
-        viol = float(unsafe.violation(chain.forward(cand)))
+        viol = float(unsafe.violation(problem.forward(cand)))
     return MilpOutcome(status, res.best_bound, res.objective, cand, viol,
                        time.perf_counter() - t0, res.status, be.name, enc.n_binaries)
 
@@ -126,15 +128,15 @@ def _conservative(be: MilpBackend, res: SolveResult) -> SolveResult:
     return replace(res, best_bound=b)
 
 
-def _classify(chain: Chain, box: Box, unsafe: Halfspaces, res: SolveResult, xcols: np.ndarray,
-              tol: float) -> tuple[Status, np.ndarray | None, float]:
+def _classify(problem: MilpProblem, box: Box, unsafe: Halfspaces, res: SolveResult,
+              xcols: np.ndarray, tol: float) -> tuple[Status, np.ndarray | None, float]:
     bound, obj, x = res.best_bound, res.objective, res.x
     if res.status is SolverStatus.INFEASIBLE:
         # With sound bounds every true (x, f(x)) is feasible: this is a solver failure.
         log.warning("MILP reported infeasible (%s): not taken as a proof", res.message)
         return Status.UNKNOWN, None, math.nan
     cand = box.clip(x[xcols]) if x is not None else None
-    viol = float(unsafe.violation(chain.forward(cand))) if cand is not None else math.nan
+    viol = float(unsafe.violation(problem.forward(cand))) if cand is not None else math.nan
     proven = bound > tol
     found = cand is not None and obj <= 0.0
     if proven and found:
@@ -152,7 +154,16 @@ def milp_check_term(
     backend: str = "highs", time_limit: float | None = 60.0, tol: float = MILP_TOL,
 ) -> MilpOutcome:
     """Decide whether the term (``box``, ``unsafe``) is reachable; stops early."""
-    out = _solve_violation(chain, box, unsafe, bounds, backend, time_limit, tol, True)
+    return check_term(chain_problem(chain, bounds), box, unsafe, backend, time_limit, tol)
+
+
+def check_term(
+    problem: MilpProblem, box: Box, unsafe: Halfspaces, backend: str = "highs",
+    time_limit: float | None = 60.0, tol: float = MILP_TOL,
+) -> MilpOutcome:
+    """:func:`milp_check_term` on any :class:`~verinet.milp.problem.MilpProblem` (the
+    chain's or the graph's encoding)."""
+    out = _solve_violation(problem, box, unsafe, backend, time_limit, tol, True)
     log.debug("milp term: %s bound=%.6g obj=%.6g (%s, %.2fs)", out.status.value, out.bound,
               out.objective, out.solver_status.value, out.seconds)
     return out
@@ -165,4 +176,5 @@ def milp_min_margin(
     """``s* = min_x max_i (A_i f(x) - b_i)`` solved to optimality (no early stop):
     ``bound <= s* <= objective``, ``candidate`` is the minimiser found (whatever its
     value); ``status`` is classified as in :func:`milp_check_term`."""
-    return _solve_violation(chain, box, unsafe, bounds, backend, time_limit, tol, False)
+    return _solve_violation(chain_problem(chain, bounds), box, unsafe, backend, time_limit,
+                            tol, False)

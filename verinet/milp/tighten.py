@@ -86,7 +86,10 @@ class _StartChooser:
 
 
 @dataclass
-class _Ctx:
+class SolveCtx:
+    """One tightening run: the solver model built so far, the method, the per-solve and
+    overall time limits, and the warm/cold start choice (shared with the graph's)."""
+
     backend: MilpBackend
     method: Tightening
     per_solve: float
@@ -125,7 +128,7 @@ def tighten_bounds(
         return LayerBounds(tuple(lows), tuple(highs), "interval")
     t0 = time.monotonic()
     budget = math.inf if time_budget is None else float(time_budget)
-    ctx = _Ctx(make_backend(backend), method, float(per_solve_time), t0 + budget)
+    ctx = SolveCtx(make_backend(backend), method, float(per_solve_time), t0 + budget)
     h = add_input(ctx.backend, box)
     for k, layer in enumerate(affines):
         if k > 0:
@@ -144,10 +147,10 @@ def _interval_step(chain: Chain, k: int, lows: list[np.ndarray], highs: list[np.
     """Intersect layer ``k``'s bounds with interval propagation from layer ``k - 1``."""
     lo, hi = affine_interval(chain.affines[k], np.maximum(lows[k - 1], 0.0),
                              np.maximum(highs[k - 1], 0.0))
-    _intersect(lows[k], highs[k], np.arange(lo.size), lo, hi)
+    intersect(lows[k], highs[k], np.arange(lo.size), lo, hi)
 
 
-def _intersect(lows: np.ndarray, highs: np.ndarray, idx: np.ndarray,
+def intersect(lows: np.ndarray, highs: np.ndarray, idx: np.ndarray,
                lo: np.ndarray, hi: np.ndarray) -> None:
     """In-place intersection; NaN candidates are ignored; a crossing within ``CROSS_TOL``
     (rounding) is resolved by swapping the ends, a larger one is a soundness bug."""
@@ -164,7 +167,8 @@ def _intersect(lows: np.ndarray, highs: np.ndarray, idx: np.ndarray,
     lows[idx], highs[idx] = new_lo, new_hi
 
 
-def _tighten_layer(ctx: _Ctx, z: np.ndarray, lo: np.ndarray, hi: np.ndarray, relu: bool) -> None:
+def _tighten_layer(ctx: SolveCtx, z: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   relu: bool) -> None:
     """Tighten ``lo``/``hi`` in place for the unstable (or, if not ``relu``, all) units."""
     units = np.flatnonzero((lo < 0) & (hi > 0)) if relu else np.arange(z.size)
     ctx.starts.new_layer()
@@ -172,15 +176,15 @@ def _tighten_layer(ctx: _Ctx, z: np.ndarray, lo: np.ndarray, hi: np.ndarray, rel
         if ctx.remaining() <= 0:
             log.info("tightening time budget spent; remaining units keep their bounds")
             return
-        upper = -_min_value(ctx, int(z[j]), -1.0, stop_at=0.0 if relu else None)
-        _intersect(lo, hi, np.array([j]), np.array([-np.inf]), np.array([upper]))
+        upper = -min_value(ctx, int(z[j]), -1.0, stop_at=0.0 if relu else None)
+        intersect(lo, hi, np.array([j]), np.array([-np.inf]), np.array([upper]))
         if not (relu and hi[j] <= 0):
-            lower = _min_value(ctx, int(z[j]), 1.0, stop_at=0.0 if relu else None)
-            _intersect(lo, hi, np.array([j]), np.array([lower]), np.array([np.inf]))
+            lower = min_value(ctx, int(z[j]), 1.0, stop_at=0.0 if relu else None)
+            intersect(lo, hi, np.array([j]), np.array([lower]), np.array([np.inf]))
         ctx.backend.set_var_bounds([z[j]], lo[j], hi[j])
 
 
-def _min_value(ctx: _Ctx, col: int, sign: float, stop_at: float | None) -> float:
+def min_value(ctx: SolveCtx, col: int, sign: float, stop_at: float | None) -> float:
     """A sound lower bound on ``min sign * x[col]`` (``-inf`` if nothing is proven)."""
     be = ctx.backend
     be.set_objective([col], [sign])

@@ -102,6 +102,29 @@ class MilpTerm:
     x: np.ndarray | None
 
 
+def graph_tightened_bounds(gm: GraphModel, box: Box, deadline: Deadline,
+                          backend: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The graph's CROWN bounds of every node, then LP tightening of the units the
+    nonlinear nodes need within half the remaining time."""
+    from verinet.milp.graph_encode import graph_node_bounds
+    from verinet.milp.graph_tighten import tighten_graph
+
+    base = graph_node_bounds(gm, box)
+    return tighten_graph(gm, box, base, backend, time_budget=deadline.remaining() * 0.5)
+
+
+def graph_milp_term(gm: GraphModel, term: Term, bounds: dict[str, tuple[np.ndarray,
+                                                                     np.ndarray]],
+                    deadline: Deadline, backend: str) -> MilpTerm:
+    """Decide one term by a MILP encoded from the graph within the remaining time."""
+    from verinet.milp.problem import graph_problem
+    from verinet.milp.solve import check_term
+
+    out = check_term(graph_problem(gm, bounds), term.box, term.unsafe, backend,
+                     time_limit=max(0.1, deadline.remaining()))
+    return MilpTerm(out.status, float(out.bound), out.candidate)
+
+
 def milp_term(
     chain: Chain, term: Term, bounds: LayerBounds, deadline: Deadline, backend: str
 ) -> MilpTerm:

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verinet.attacks.property_pgd import PgdOptions, property_pgd
-from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain
 from verinet.ir.graph import Network
 from verinet.spec.matrices import stacked_terms
@@ -161,6 +160,12 @@ def verify(
         if views.graph.unsupported or views.unsplittable():
             return run.result(Status.UNKNOWN, Reason.INCOMPLETE, msg=views.lacking())
         return _graph_bab_stage(views, run, remaining, options)
+    if strategy == "milp" and not relu_chain:
+        bad = views.milp_lacking()
+        if views.graph.unsupported or bad:
+            return run.result(Status.UNKNOWN, Reason.INCOMPLETE,
+                              msg=views.lacking(bad, "exact MILP encoding"))
+        return _milp_stage(views, None, run, remaining, options)
     if not relu_chain:
         why = (f"--complete {strategy} needs a fully connected ReLU model "
                f"({views.chain_reason or 'non-ReLU activations'}); use relu-bab")
@@ -174,7 +179,7 @@ def verify(
         return _relu_bab_stage(chain, run, remaining, options)
     if strategy == "star":
         return _star_stage(chain, run, remaining, options)
-    return _milp_stage(chain, run, remaining, options)
+    return _milp_stage(views, chain, run, remaining, options)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -346,10 +351,13 @@ def _bab_result(
 
 
 def _milp_stage(
-    chain: Chain, run: _Run, remaining: list[int], options: VerifyOptions
+    views: ModelViews, chain: Chain | None, run: _Run, remaining: list[int],
+    options: VerifyOptions,
 ) -> VerificationResult:
+    """One MILP per open term: on the dense chain when there is one, else encoded from
+    the graph (sparse convolution rows); big-M from LP-tightened sound bounds."""
     unconfirmed = False
-    cache: dict[tuple[bytes, bytes], LayerBounds] = {}  # terms often share one input box
+    cache: dict[tuple[bytes, bytes], object] = {}  # terms often share one input box
     for t in remaining:
         if run.deadline.expired():
             return run.result(Status.UNKNOWN, Reason.TIMEOUT)
@@ -357,12 +365,18 @@ def _milp_stage(
         key = (term.box.lower.tobytes(), term.box.upper.tobytes())
         if key not in cache:
             t0 = time.perf_counter()
-            cache[key] = engines.tightened_bounds(chain, term.box, run.deadline,
-                                                  options.milp_backend)
+            cache[key] = (engines.tightened_bounds(chain, term.box, run.deadline,
+                                                   options.milp_backend)
+                          if chain is not None else
+                          engines.graph_tightened_bounds(views.graph, term.box, run.deadline,
+                                                         options.milp_backend))
             run.timed("tighten_s", t0)
         bounds = cache[key]
         t0 = time.perf_counter()
-        out = engines.milp_term(chain, term, bounds, run.deadline, options.milp_backend)
+        out = (engines.milp_term(chain, term, bounds, run.deadline, options.milp_backend)
+               if chain is not None else
+               engines.graph_milp_term(views.graph, term, bounds, run.deadline,
+                                       options.milp_backend))
         run.timed("milp_s", t0)
         if out.status is Status.VERIFIED:
             run.outcomes[t] = TermOutcome(t, Status.VERIFIED, "milp", out.bound)

@@ -72,9 +72,17 @@ class ModelViews:
         return [(type(self.network.node(n).op).__name__, n) for n in gm.nonlinear()
                 if not isinstance(gm.rules[n], (*SPLITTABLE, MaxPoolRule, ClipRule))]
 
-    def lacking(self) -> str:
-        """Why no complete search runs (for an ``unknown`` reason): the nodes it lacks."""
-        bad = self.unsplittable()
+    def milp_lacking(self) -> list[tuple[str, str]]:
+        """(op, node) of the nodes the graph MILP encoding cannot express exactly."""
+        from verinet.milp.graph_encode import milp_lacking
+
+        return [(op, name) for op, name, _ in milp_lacking(self.graph)]
+
+    def lacking(self, bad: list[tuple[str, str]] | None = None,
+                what: str = "complete search") -> str:
+        """Why no ``what`` runs (for an ``unknown`` reason): the nodes it lacks (``bad``,
+        by default the nodes branch and bound cannot cut)."""
+        bad = self.unsplittable() if bad is None else bad
         shown = "; ".join(f"{op} '{name}'" for op, name in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        return f"no complete search for {len(bad)} node(s): {shown}{more}"
+        return f"no {what} for {len(bad)} node(s): {shown}{more}"
