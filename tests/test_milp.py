@@ -354,3 +354,14 @@ def test_radius_milp_brackets_the_exact_radius(seed: int, R: float) -> None:
     assert out.lower <= truth + 1e-7
     assert out.optimal  # tiny nets: every class solved, or proven unreachable
     assert out.lower == pytest.approx(truth, abs=1e-6)
+
+
+def test_solver_banner_stays_off_stdout() -> None:
+    import subprocess
+    import sys
+
+    code = ("from verinet.milp.backend import make_backend\n"
+            "make_backend('highs').solve()\nprint('only this')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout == "only this\n"

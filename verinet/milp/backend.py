@@ -23,8 +23,12 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import os
+import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +36,24 @@ import numpy as np
 import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Route writes to file descriptor 1 (C++ code included) to descriptor 2 meanwhile,
+    so that stdout carries only verinet's own output."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no real descriptor 1 (embedded interpreters)
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class SolverStatus(enum.Enum):
@@ -248,7 +270,8 @@ class HighsBackend(_StoreBackend):
         import highspy
 
         self._hp = highspy
-        self._h = highspy.Highs()
+        with _stdout_to_stderr():  # HiGHS prints its banner on stdout when first built
+            self._h = highspy.Highs()
         for key, val in {**_HIGHS_OPTIONS, "threads": int(threads)}.items():
             self._h.setOptionValue(key, val)
         self._cols = 0   # columns already passed to HiGHS
