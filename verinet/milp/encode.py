@@ -92,17 +92,31 @@ def add_affine(
 
 
 def add_relu(
-    backend: MilpBackend, z: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    backend: MilpBackend, z: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    shift: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Post-activation and binary indices for ``a = relu(z)`` with ``lo <= z <= hi``."""
+    """Post-activation and binary indices for ``a = relu(z - shift)`` with
+    ``lo <= z <= hi`` (``z`` real columns)."""
+    c = np.broadcast_to(np.asarray(shift, dtype=np.float64), z.shape)
+    lw, up = lo - c, hi - c
     a = np.full(z.size, ZERO, dtype=np.int64)
     d = np.full(z.size, ZERO, dtype=np.int64)
-    active = lo >= 0
-    a[active] = z[active]
-    unstable = np.flatnonzero((lo < 0) & (hi > 0))
+    active = lw >= 0
+    plain = active & (c == 0)
+    a[plain] = z[plain]
+    moved = np.flatnonzero(active & (c != 0))
+    if moved.size:  # a = z - c
+        av = backend.add_vars(lw[moved], up[moved])
+        q = moved.size
+        coeffs = sp.csr_matrix((np.concatenate([np.ones(q), -np.ones(q)]),
+                                (np.concatenate([np.arange(q)] * 2),
+                                 np.concatenate([av, z[moved]]))), shape=(q, backend.num_vars))
+        backend.add_rows(coeffs, -c[moved], -c[moved])
+        a[moved] = av
+    unstable = np.flatnonzero((lw < 0) & (up > 0))
     if unstable.size == 0:
         return a, d
-    lw, up = lo[unstable], hi[unstable]
+    lw, up, cu = lw[unstable], up[unstable], c[unstable]
     if not (np.isfinite(lw).all() and np.isfinite(up).all()):
         raise InputError("MILP encoding needs finite bounds on every unstable ReLU input")
     av = backend.add_vars(np.zeros(unstable.size), up)
@@ -112,14 +126,14 @@ def add_relu(
     q = unstable.size
     r = np.arange(q)
     n = backend.num_vars
-    # a - z >= 0 ; a - u d <= 0 ; a - z - l d <= -l
+    # a - z >= -c ; a - u d <= 0 ; a - z - l d <= -l - c
     rows = np.concatenate([r, r, q + r, q + r, 2 * q + r, 2 * q + r, 2 * q + r])
     cols = np.concatenate([av, zu, av, dv, av, zu, dv])
     vals = np.concatenate([np.ones(q), -np.ones(q), np.ones(q), -up, np.ones(q), -np.ones(q),
                            -lw])
     coeffs = sp.csr_matrix((vals, (rows, cols)), shape=(3 * q, n))
-    lower = np.concatenate([np.zeros(q), np.full(2 * q, -np.inf)])
-    upper = np.concatenate([np.full(q, np.inf), np.zeros(q), -lw])
+    lower = np.concatenate([-cu, np.full(2 * q, -np.inf)])
+    upper = np.concatenate([np.full(q, np.inf), np.zeros(q), -lw - cu])
     backend.add_rows(coeffs, lower, upper)
     return a, d
 

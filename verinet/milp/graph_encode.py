@@ -35,7 +35,7 @@ from verinet.bounds.graph import GraphModel, GraphOptions, build_state
 from verinet.bounds.graph.activations import ClipRule, LeakyReluRule, ReluRule
 from verinet.bounds.graph.maxpool import MaxPoolRule
 from verinet.milp.backend import MilpBackend
-from verinet.milp.encode import ZERO
+from verinet.milp.encode import ZERO, add_relu
 from verinet.types import Box, InputError, UnsupportedModelError
 
 #: Largest number of values one basis chunk of a linear node may produce.
@@ -250,41 +250,11 @@ class GraphEncoder:
 
     # ------------------------------------------------------------------ nonlinear
     def _relu(self, z: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-              shift: np.ndarray | float = 0.0) -> np.ndarray:
+              shift: float = 0.0) -> np.ndarray:
         """Columns of ``relu(z - shift)`` for ``lo <= z <= hi`` (``z`` materialised)."""
-        c = np.broadcast_to(np.asarray(shift, dtype=np.float64), z.shape)
-        lw, up = lo - c, hi - c
-        a = np.full(z.size, ZERO, dtype=np.int64)
-        active = lw >= 0
-        plain = active & (c == 0)
-        a[plain] = z[plain]
-        moved = np.flatnonzero(active & (c != 0))
-        if moved.size:  # a = z - c
-            av = self._vars(lw[moved], up[moved])
-            q = moved.size
-            r = np.arange(q)
-            self._rows([r, r], [av, z[moved]], [np.ones(q), -np.ones(q)], q, -c[moved],
-                       -c[moved])
-            a[moved] = av
-        unstable = np.flatnonzero((lw < 0) & (up > 0))
-        if not unstable.size:
-            return a
-        lw, up, cu, zu = lw[unstable], up[unstable], c[unstable], z[unstable]
-        if not (np.isfinite(lw).all() and np.isfinite(up).all()):
-            raise InputError("MILP encoding needs finite bounds on every unstable ReLU input")
-        q = unstable.size
-        av = self._vars(np.zeros(q), up)
-        dv = self._vars(np.zeros(q), np.ones(q), integer=True)
-        self.n_binaries += q
-        a[unstable] = av
-        r = np.arange(q)
-        # a - z >= -c ; a - u d <= 0 ; a - z - l d <= -l - c
-        self._rows([r, r, q + r, q + r, 2 * q + r, 2 * q + r, 2 * q + r],
-                   [av, zu, av, dv, av, zu, dv],
-                   [np.ones(q), -np.ones(q), np.ones(q), -up, np.ones(q), -np.ones(q), -lw],
-                   3 * q, np.concatenate([-cu, np.full(2 * q, -np.inf)]),
-                   np.concatenate([np.full(q, np.inf), np.zeros(q), -lw - cu]))
-        return a
+        a, d = add_relu(self.backend, z, lo, hi, shift)
+        self.n_binaries += int((d != ZERO).sum())
+        return np.asarray(a, dtype=np.int64)
 
     def _elementwise(self, name: str, rule: object) -> np.ndarray:
         zname = self.gm.inputs[name][0]
