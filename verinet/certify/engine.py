@@ -10,11 +10,14 @@ Stages (each bounded by the sample's deadline; a stage that cannot run is skippe
 4. **verdict at eps** (when an eps is given and the bracket does not decide it) — the
    complete verifier (:func:`verinet.verify.portfolio.verify`) on the robustness
    property at eps.
-5. **exact radius** (``radius=True``, ReLU chains) — the MILP ``min t`` over the ball of
-   radius ``U`` (:func:`verinet.milp.radius.milp_radius`) with LP-tightened big-M; its
-   minimiser is replayed as a witness and its dual bound is the lower end.
-6. **bisection** with the complete verifier on what is left of the gap; an unknown
-   answer (timeout) lowers the probe instead of moving the bracket.
+5. **exact radius** (``radius=True``, piecewise-linear models) — the MILP ``min t`` over
+   the ball of radius ``U`` (:func:`verinet.milp.radius.radius_of`), encoded from the
+   dense ReLU chain or from the graph, with LP-tightened big-M; its minimiser is replayed
+   as a witness and its dual bound is the lower end.  It runs first only when it needs at
+   most ``SMALL_MILP`` binaries, else on the time the next stage leaves.
+6. **bisection** (or one branch-and-bound tree, ``search="tree"``) with the complete
+   verifier on what is left of the gap; an unknown answer (timeout) lowers the probe
+   instead of moving the bracket.
 """
 
 from __future__ import annotations
