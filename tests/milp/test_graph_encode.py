@@ -156,3 +156,13 @@ def test_binary_count_is_known_before_encoding(seed: int, width: float) -> None:
     bounds = graph_node_bounds(gm, box)
     enc = GraphEncoder(make_backend("highs"), gm, box, bounds).encode()
     assert n_binaries(gm, bounds) == enc.n_binaries
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_what_the_milp_encoding_lacks_is_exactly_the_smooth_nodes(seed: int) -> None:
+    net = random_graph(seed, depth=4)  # every block and activation kind
+    gm = GraphModel.of(net)
+    smooth = {n.name for n in net.nodes if isinstance(n.op, (O.Sigmoid, O.Tanh))}
+    lacking = milp_lacking(gm)
+    assert {name for _, name, _ in lacking} == smooth & set(gm.order)
+    assert all(op in ("Sigmoid", "Tanh") for op, _, _ in lacking)
