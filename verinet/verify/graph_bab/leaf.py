@@ -153,3 +153,34 @@ def _empty(D: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray, backe
     if res.status is not SolverStatus.OPTIMAL or res.row_duals is None:
         return False
     return safe_lower_bound(be.model(), res.row_duals) > 0.0
+
+
+def decide_leaf_milp(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: np.ndarray,
+                     time_limit: float, backend: str = "highs"
+                     ) -> tuple[bool, np.ndarray | None]:
+    """(proven, candidate) for a domain whose split units are all cut, on graphs with
+    other piecewise-linear nodes (MaxPool, Clip): the graph's MILP
+    (:mod:`verinet.milp.graph_encode`) over the root's box, with the root's sound bounds
+    and each cut unit's interval narrowed to the domain's, decides it exactly (the cut
+    units are stable there, the remaining nodes take binaries)."""
+    from verinet.milp.problem import graph_problem
+    from verinet.milp.solve import check_term
+    from verinet.spec.property import Halfspaces
+    from verinet.types import Box, Status
+
+    st, gm = root.state, root.gm
+    bounds = {n: (st.lo[n][0].reshape(-1).to(torch.float64).numpy().copy(),
+                  st.hi[n][0].reshape(-1).to(torch.float64).numpy().copy()) for n in gm.order}
+    for i, z in enumerate(root.inputs):
+        idx = root.index[i].numpy()
+        if not len(idx):
+            continue
+        zl, zh = bounds[z]
+        zl[idx] = np.maximum(zl[idx], root.block(lo.reshape(1, -1), i)[0].double().numpy())
+        zh[idx] = np.minimum(zh[idx], root.block(hi.reshape(1, -1), i)[0].double().numpy())
+    box = Box(*bounds[gm.input_name])
+    out = check_term(graph_problem(gm, bounds), box, Halfspaces(C, b), backend,
+                     time_limit=max(0.1, time_limit))
+    if out.status is Status.VERIFIED:
+        return True, None
+    return False, out.candidate if out.status is Status.FALSIFIED else None

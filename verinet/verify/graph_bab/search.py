@@ -8,13 +8,14 @@ children start from their parent's alpha and beta) and
 * drops a domain when some row of its term has a sound lower bound ``> PROOF_TOL``;
 * replays the box vertex minimising each surviving domain's linear lower bound (only the
   :class:`~verinet.verify.witness.Replayer` makes witnesses);
-* decides a domain with no free unit exactly when the network is affine on it
-  (:mod:`.leaf`), and otherwise leaves it *unknown* (never proven);
+* decides a domain with no free unit exactly: by an LP when the network is affine on it,
+  by the graph's MILP when MaxPool/Clip nodes remain (:mod:`.leaf`); otherwise (Sigmoid,
+  Tanh) it is left *unknown* (never proven);
 * splits the rest on the unit the branching score picks.
 
 Completeness: children cover their parent and every leaf is decided exactly (on graphs
-whose nonlinear nodes are all ReLU/LeakyReLU), so an exhausted queue without unknown
-leaves proves every term unreachable.
+whose nonlinear nodes are piecewise linear: ReLU, LeakyReLU, MaxPool, Clip), so an
+exhausted queue without unknown leaves proves every term unreachable.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import Tensor
 from verinet.bounds.graph import GraphModel, GraphOptions
 from verinet.bounds.graph.propagate import round_out
 from verinet.ir.torch import torch_network
+from verinet.milp.graph_encode import milp_lacking
 from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property
 from verinet.types import Counterexample, InputError
@@ -42,7 +44,7 @@ from verinet.verify.domains import (
     take,
 )
 from verinet.verify.graph_bab.bound import Bounded, GraphSplitOptions, Params, bound_domains
-from verinet.verify.graph_bab.leaf import decide_leaf
+from verinet.verify.graph_bab.leaf import decide_leaf, decide_leaf_milp
 from verinet.verify.graph_bab.root import GraphRoot, make_root
 from verinet.verify.witness import Replayer
 
@@ -215,20 +217,23 @@ def check_candidates(root: GraphRoot, x: Tensor, terms: Tensor, A: Tensor, b: Te
 def _leaves(root: GraphRoot, prop: Property, dom: Batch, res: Bounded, alive: Tensor,
             A: Tensor, b: Tensor, replayer: Replayer, deadline: Deadline,
             options: GraphBabOptions, stats: SearchStats) -> Counterexample | None:
-    """Decide the alive domains without a free unit; clears their ``alive``."""
+    """Decide the alive domains without a free unit; clears their ``alive``.  Affine
+    leaves go to the LP, leaves with MaxPool/Clip nodes left to the graph's MILP."""
+    milp_leaves = not root.affine_leaves and not milp_lacking(root.gm)
     for i in torch.nonzero(alive & (res.branch < 0)).reshape(-1):
         if deadline.expired():
             stats.gave_up = True
             return None
         alive[i] = False
         stats.leaves += 1
-        if not root.affine_leaves:
+        if not (root.affine_leaves or milp_leaves):
             stats.unknown_leaves += 1
             continue
         t = int(dom.term[i])
         limit = min(options.leaf_time, deadline.remaining())
-        proven, x = decide_leaf(root, dom.lo[i], dom.hi[i], A[t].numpy(), b[t].numpy(), limit,
-                                options.backend)
+        decide = decide_leaf if root.affine_leaves else decide_leaf_milp
+        proven, x = decide(root, dom.lo[i], dom.hi[i], A[t].numpy(), b[t].numpy(), limit,
+                           options.backend)
         if proven:
             continue
         if x is not None:
