@@ -25,6 +25,7 @@ inactive ReLU unit).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,20 +66,20 @@ def check_graph(gm: GraphModel) -> None:
 
 
 def graph_node_bounds(gm: GraphModel, box: Box, options: GraphOptions | None = None,
-                      stop: object = None) -> NodeBounds:
+                      stop: Callable[[], bool] | None = None) -> NodeBounds:
     """Sound flat bounds (float64) of every node over ``box`` (CROWN intermediate bounds;
     ``options.tighten`` adds alpha-CROWN steps, ``stop()`` ends them early)."""
     lo = torch.tensor(box.lower, dtype=torch.float64).reshape(1, -1)
     hi = torch.tensor(box.upper, dtype=torch.float64).reshape(1, -1)
-    st = build_state(gm, lo, hi, options or GraphOptions(), stop=stop)  # type: ignore[arg-type]
+    st = build_state(gm, lo, hi, options or GraphOptions(), stop=stop)
     return {n: (st.lo[n][0].reshape(-1).to(torch.float64).numpy().copy(),
                 st.hi[n][0].reshape(-1).to(torch.float64).numpy().copy()) for n in gm.order}
 
 
 def n_binaries(gm: GraphModel, bounds: NodeBounds) -> int:
     """The binaries :class:`GraphEncoder` would add under ``bounds``: one per unstable
-    ReLU-like unit, per crossed Clip end, per candidate of an overlapping MaxPool window
-    (estimated as the window's size)."""
+    ReLU-like unit, per crossed Clip end, per candidate of a MaxPool window with more than
+    one."""
     total = 0
     for n in gm.nonlinear():
         rule = gm.rules[n]
