@@ -35,6 +35,7 @@ import torch
 from verinet.bounds.graph import GraphModel, GraphOptions, build_state
 from verinet.bounds.graph.activations import ClipRule, LeakyReluRule, ReluRule
 from verinet.bounds.graph.maxpool import MaxPoolRule
+from verinet.bounds.graph.propagate import GraphState
 from verinet.milp.backend import MilpBackend
 from verinet.milp.encode import ZERO, add_relu
 from verinet.types import Box, InputError, UnsupportedModelError
@@ -71,9 +72,14 @@ def graph_node_bounds(gm: GraphModel, box: Box, options: GraphOptions | None = N
     ``options.tighten`` adds alpha-CROWN steps, ``stop()`` ends them early)."""
     lo = torch.tensor(box.lower, dtype=torch.float64).reshape(1, -1)
     hi = torch.tensor(box.upper, dtype=torch.float64).reshape(1, -1)
-    st = build_state(gm, lo, hi, options or GraphOptions(), stop=stop)
-    return {n: (st.lo[n][0].reshape(-1).to(torch.float64).numpy().copy(),
-                st.hi[n][0].reshape(-1).to(torch.float64).numpy().copy()) for n in gm.order}
+    return state_bounds(build_state(gm, lo, hi, options or GraphOptions(), stop=stop))
+
+
+def state_bounds(st: GraphState, i: int = 0) -> NodeBounds:
+    """Box ``i`` of a graph state as flat float64 bounds of every node (copies)."""
+    return {n: (st.lo[n][i].reshape(-1).to(torch.float64).numpy().copy(),
+                st.hi[n][i].reshape(-1).to(torch.float64).numpy().copy())
+            for n in st.gm.order}
 
 
 def n_binaries(gm: GraphModel, bounds: NodeBounds) -> int:
@@ -213,7 +219,8 @@ class GraphEncoder:
         z = self._vars(lo, hi)
         rows, cols, vals = [np.arange(m)], [z], [np.ones(m)]
         for k, src in enumerate(ins):
-            J = self._jacobian(rule, ins, k, m)
+            J: sp.coo_matrix = gm.cached(("milp_rows", name, k),  # type: ignore[assignment]
+                                         lambda k=k: self._jacobian(rule, ins, k, m))
             rows.append(J.row)
             cols.append(self.cols[src][J.col])
             vals.append(-J.data)
@@ -226,7 +233,8 @@ class GraphEncoder:
 
     def _jacobian(self, rule: object, ins: list[str], k: int, m: int) -> sp.coo_matrix:
         """The sparse (m, n_k) matrix of ``rule``'s linear map on its ``k``-th input (the
-        map applied to chunks of basis vectors)."""
+        map applied to chunks of basis vectors; kept on the model by the caller, so every
+        encoding of the same model reuses it)."""
         gm = self.gm
         n = gm.size(ins[k])
         zeros = [torch.zeros((1,) + gm.shape[s], dtype=torch.float64) for s in ins]
@@ -255,7 +263,7 @@ class GraphEncoder:
         """Columns of ``relu(z - shift)`` for ``lo <= z <= hi`` (``z`` materialised)."""
         a, d = add_relu(self.backend, z, lo, hi, shift)
         self.n_binaries += int((d != ZERO).sum())
-        return np.asarray(a, dtype=np.int64)
+        return a
 
     def _elementwise(self, name: str, rule: object) -> np.ndarray:
         zname = self.gm.inputs[name][0]

@@ -23,7 +23,7 @@ from verinet.bounds.graph.activations import LeakyReluRule, ReluRule
 from verinet.milp.backend import make_backend
 from verinet.milp.encode import ZERO
 from verinet.milp.graph_encode import GraphEncoder, NodeBounds
-from verinet.milp.tighten import SolveCtx, Tightening, intersect, min_value
+from verinet.milp.tighten import SolveCtx, Tightening, tighten_units
 from verinet.types import Box
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,4 @@ def _tighten_node(ctx: SolveCtx, enc: GraphEncoder, rule: object, z: str) -> Non
     needs = rule.needs(torch.from_numpy(lo), torch.from_numpy(hi))  # type: ignore[attr-defined]
     cols = enc.cols[z]
     units = np.flatnonzero(needs.reshape(-1).numpy() & (cols != ZERO))  # ZERO: exactly 0
-    phased = isinstance(rule, (ReluRule, LeakyReluRule))
-    stop = 0.0 if phased else None
-    ctx.starts.new_layer()
-    for j in units:
-        if ctx.remaining() <= 0:
-            log.info("graph tightening time budget spent; remaining units keep their bounds")
-            return
-        col = int(cols[j])
-        upper = -min_value(ctx, col, -1.0, stop_at=stop)
-        intersect(lo, hi, np.array([j]), np.array([-np.inf]), np.array([upper]))
-        if not (phased and hi[j] <= 0):
-            lower = min_value(ctx, col, 1.0, stop_at=stop)
-            intersect(lo, hi, np.array([j]), np.array([lower]), np.array([np.inf]))
-        ctx.backend.set_var_bounds([col], lo[j], hi[j])
+    tighten_units(ctx, cols, lo, hi, units, phased=isinstance(rule, (ReluRule, LeakyReluRule)))

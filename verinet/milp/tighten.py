@@ -171,17 +171,27 @@ def _tighten_layer(ctx: SolveCtx, z: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                    relu: bool) -> None:
     """Tighten ``lo``/``hi`` in place for the unstable (or, if not ``relu``, all) units."""
     units = np.flatnonzero((lo < 0) & (hi > 0)) if relu else np.arange(z.size)
+    tighten_units(ctx, z, lo, hi, units, phased=relu)
+
+
+def tighten_units(ctx: SolveCtx, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                  units: np.ndarray, phased: bool) -> None:
+    """Tighten ``lo``/``hi`` (bounds of the variables ``cols``) in place for ``units``, in
+    order, until the time is spent.  ``phased``: the unit feeds a ReLU-like node, so each
+    solve stops once the sign is proven and a unit proven ``<= 0`` needs no lower bound."""
+    stop = 0.0 if phased else None
     ctx.starts.new_layer()
     for j in units:
         if ctx.remaining() <= 0:
             log.info("tightening time budget spent; remaining units keep their bounds")
             return
-        upper = -min_value(ctx, int(z[j]), -1.0, stop_at=0.0 if relu else None)
+        col = int(cols[j])
+        upper = -min_value(ctx, col, -1.0, stop_at=stop)
         intersect(lo, hi, np.array([j]), np.array([-np.inf]), np.array([upper]))
-        if not (relu and hi[j] <= 0):
-            lower = min_value(ctx, int(z[j]), 1.0, stop_at=0.0 if relu else None)
+        if not (phased and hi[j] <= 0):
+            lower = min_value(ctx, col, 1.0, stop_at=stop)
             intersect(lo, hi, np.array([j]), np.array([lower]), np.array([np.inf]))
-        ctx.backend.set_var_bounds([z[j]], lo[j], hi[j])
+        ctx.backend.set_var_bounds([col], lo[j], hi[j])
 
 
 def min_value(ctx: SolveCtx, col: int, sign: float, stop_at: float | None) -> float:

@@ -13,6 +13,7 @@ Rules hold numpy parameters; :meth:`GraphModel.rules_on` converts them once per
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
 
@@ -154,6 +155,13 @@ class GraphModel:
                     out.add(n)
             self._on["covered"] = frozenset(out)  # type: ignore[assignment]
         return self._on["covered"]  # type: ignore[return-value]
+
+    def cached(self, key: object, make: Callable[[], object]) -> object:
+        """A value derived from the model alone (``make()``), computed once per ``key`` and
+        kept on the instance (e.g. the MILP encoding's sparse rows of a node)."""
+        if key not in self._on:
+            self._on[key] = make()
+        return self._on[key]
 
     def nonlinear(self) -> tuple[str, ...]:
         """Nodes whose rule is a relaxation (activations, pooling maxima)."""

@@ -26,6 +26,11 @@ from torch import Tensor
 from verinet.bounds.graph.propagate import backward, input_mag
 from verinet.milp.backend import SolverStatus, make_backend
 from verinet.milp.certify import safe_lower_bound
+from verinet.milp.graph_encode import state_bounds
+from verinet.milp.problem import graph_problem
+from verinet.milp.solve import check_term
+from verinet.spec.property import Halfspaces
+from verinet.types import Box, Status
 from verinet.verify.graph_bab.bound import split_relaxations, unit_intervals
 from verinet.verify.graph_bab.root import GraphRoot
 
@@ -163,14 +168,8 @@ def decide_leaf_milp(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: 
     (:mod:`verinet.milp.graph_encode`) over the root's box, with the root's sound bounds
     and each cut unit's interval narrowed to the domain's, decides it exactly (the cut
     units are stable there, the remaining nodes take binaries)."""
-    from verinet.milp.problem import graph_problem
-    from verinet.milp.solve import check_term
-    from verinet.spec.property import Halfspaces
-    from verinet.types import Box, Status
-
-    st, gm = root.state, root.gm
-    bounds = {n: (st.lo[n][0].reshape(-1).to(torch.float64).numpy().copy(),
-                  st.hi[n][0].reshape(-1).to(torch.float64).numpy().copy()) for n in gm.order}
+    gm = root.gm
+    bounds = state_bounds(root.state)
     for i, z in enumerate(root.inputs):
         idx = root.index[i].numpy()
         if not len(idx):
