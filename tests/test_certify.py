@@ -196,3 +196,55 @@ def test_run_calls_back_after_every_sample() -> None:
     assert seen == [1, 2, 3]
     assert [s.index for s in rep.samples] == [0, 1, 2]
     assert ModelViews(net).chain is not None
+
+
+def _schedule(monkeypatch: pytest.MonkeyPatch, lower: float, upper: float,
+              provable: float) -> list[tuple[float, float]]:
+    """The probes ``_bisection_stage`` makes on a bracket [lower, upper] against a verifier
+    that proves every eps <= ``provable`` and times out above it."""
+    from verinet.certify import engine
+    from verinet.types import Status
+    from verinet.verify.deadline import Deadline
+
+    net, onnx_eval, rng = _tiny(3, 3, [4], 3)
+    x0 = np.full(3, 0.5)
+    sample = Sample(x0, 0, (np.zeros(3), np.ones(3)))
+    ctx = engine._Ctx(net, ModelViews(net), onnx_eval, sample,
+                      CertifyOptions(radius=True, timeout=60.0), Deadline(60.0), rng)
+    ctx.bracket.prove_robust(lower, "crown")
+    ctx.bracket.offer(Witness(x0 + upper, 1, upper, "fmn"))
+    probes: list[tuple[float, float]] = []
+
+    def fake(c: engine._Ctx, eps: float, fraction: float) -> Status:
+        probes.append((eps, fraction))
+        if eps <= provable:
+            c.bracket.prove_robust(eps, "verify:proven by branch and bound")
+            return Status.VERIFIED
+        return Status.UNKNOWN
+
+    monkeypatch.setattr(engine, "_verify_at", fake)
+    engine._bisection_stage(ctx)
+    assert ctx.bracket.lower <= provable
+    assert ctx.bracket.upper - ctx.bracket.lower <= 1e-3 or \
+        provable - ctx.bracket.lower <= 1e-3
+    return probes
+
+
+def test_a_wide_bracket_climbs_from_the_certified_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    probes = _schedule(monkeypatch, 0.02, 0.08, provable=0.031)
+    eps = [p for p, _ in probes]
+    assert eps[0] == pytest.approx(0.022)  # 10% above the certified end, not at the witness
+    assert eps[1] == pytest.approx(0.022 * 1.2)  # the step doubled after the proof
+    assert max(eps) < 0.05  # never a probe in the upper half of the bracket
+    assert [f for _, f in probes[:2]] == [0.25, 0.25]
+    # a timeout capped the probes below the witness: its 75% probe is never tried
+    assert 0.75 not in [f for _, f in probes]
+
+
+def test_a_narrow_bracket_probes_just_below_the_witness(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    probes = _schedule(monkeypatch, 0.10, 0.12, provable=0.115)
+    assert probes[0] == (pytest.approx(0.12 - 0.98e-3), 0.75)
+    assert len(probes) > 1 and all(f == pytest.approx(0.34) for _, f in probes[1:])
+    # once the witness probe is out, probes bisect what is left
+    assert probes[1][0] == pytest.approx(0.5 * (0.10 + 0.12 - 0.98e-3))
