@@ -35,6 +35,8 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from verinet.interrupts import Pending, deferred_signals
+
 log = logging.getLogger(__name__)
 
 
@@ -281,14 +283,17 @@ class HighsBackend(_StoreBackend):
         self._hi = np.zeros(0)
         self._relaxed = False
         self._warm = False  # the last solve left an optimal LP basis
+        self._signal: Pending | None = None  # a SIGINT/SIGTERM recorded during a MIP run
         self._h.cbMipInterrupt.subscribe(self._interrupt)
 
     def _interrupt(self, event: Any) -> None:
-        """MIP callback; the interrupt flag persists across runs, so always write it."""
+        """MIP callback; the interrupt flag persists across runs, so always write it.  A
+        signal recorded meanwhile (:func:`deferred_signals`) stops the run too."""
         out = event.data_out
         dual, primal = float(out.mip_dual_bound), float(out.mip_primal_bound)
         stop = (self._proved_above is not None and dual > self._proved_above) or (
-            self._found_below is not None and primal <= self._found_below)
+            self._found_below is not None and primal <= self._found_below) or (
+            self._signal is not None and bool(self._signal))
         event.data_in.user_interrupt = bool(stop)
 
     def _sync(self, relax: bool) -> None:
@@ -351,7 +356,18 @@ class HighsBackend(_StoreBackend):
         # Re-solving an LP from the previous basis: presolve would only discard it.
         h.setOptionValue("presolve", "off" if is_lp and self._warm else "choose")
         t0 = time.perf_counter()
-        h.run()
+        if is_lp:  # no Python runs inside: an interrupt is raised once run() returns
+            h.run()
+        else:
+            # A KeyboardInterrupt raised inside the MIP callback would be swallowed by
+            # HiGHS (an error status, folded into a bound): record the signal instead,
+            # let the callback stop the run, and re-raise it when run() returns.
+            with deferred_signals() as pending:
+                self._signal = pending
+                try:
+                    h.run()
+                finally:
+                    self._signal = None
         seconds = time.perf_counter() - t0
         res = self._result(is_lp, seconds)
         self._warm = is_lp and res.status is SolverStatus.OPTIMAL

@@ -1,0 +1,26 @@
+"""A MIP that HiGHS cannot finish for minutes, for interrupt tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from verinet.milp.backend import HighsBackend
+
+
+def market_split(seed: int = 0, m: int = 4, n: int = 40) -> HighsBackend:
+    """A market-split MIP (Cornuejols-Dawande): tiny and far beyond a minute for HiGHS."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 100, (m, n)).astype(float)
+    b = np.floor(a.sum(axis=1) / 2)
+    be = HighsBackend()
+    x = be.add_vars(np.zeros(n), np.ones(n), integer=True)
+    sp = be.add_vars(np.zeros(m), np.full(m, np.inf))
+    sm = be.add_vars(np.zeros(m), np.full(m, np.inf))
+    rows = np.zeros((m, 2 * m + n))
+    rows[:, x] = a
+    rows[np.arange(m), sp] = 1.0
+    rows[np.arange(m), sm] = -1.0
+    be.add_rows(rows, b, b)
+    be.set_objective(np.concatenate([sp, sm]), np.ones(2 * m))
+    be.set_time_limit(60.0)
+    return be
