@@ -339,6 +339,8 @@ def _milp_stage(ctx: _Ctx, max_binaries: int | None) -> None:
                       (0.8 if max_binaries is None else 0.5) * ctx.deadline.remaining(),
                       ctx.options.backend)
     ctx.timed("milp", t0)
+    if out.solver_errors:
+        ctx.notes.append(f"radius MILP: {out.solver_errors} solver error(s), floor kept")
     if out.candidate is not None:
         _offer_milp_candidate(ctx, out.candidate, out.objective)
     if out.lower > b.lower:

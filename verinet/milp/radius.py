@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RadiusOutcome:
     """``lower <= radius``; ``objective``/``candidate``: the best incumbent found (``nan``
-    / None without one); ``optimal``: every class was solved to optimality or skipped."""
+    / None without one); ``optimal``: every class was solved to optimality or skipped;
+    ``solver_errors``: classes whose solve ended in a solver error (their floor kept)."""
 
     lower: float
     objective: float
@@ -51,6 +52,7 @@ class RadiusOutcome:
     seconds: float
     n_binaries: int
     classes_solved: int
+    solver_errors: int = 0
 
 
 def _rows(n: int, xcols: np.ndarray, t: int, ncols: int) -> sp.csr_matrix:
@@ -143,7 +145,7 @@ def radius_of(
     best, best_x, target = math.inf, None, -1
     lowers: list[float] = []
     optimal = True
-    solved = 0
+    solved = errors = 0
     for j in order:
         left = time_limit - (time.monotonic() - t0)
         if left <= 0.05:
@@ -164,8 +166,9 @@ def radius_of(
                 lowers.append(R)
                 continue
         if res.status is SolverStatus.INFEASIBLE or res.status is SolverStatus.ERROR:
-            log.warning("radius MILP class %d: %s; keeping the floor %.6g", j,
-                        res.status.value, floor)
+            log.warning("radius MILP class %d: %s (%s); keeping the floor %.6g", j,
+                        res.status.value, res.message or "no message", floor)
+            errors += res.status is SolverStatus.ERROR
             lowers.append(floor)
             optimal = False
             continue
@@ -182,4 +185,4 @@ def radius_of(
                   lo, res.objective, res.seconds)
     lower = min(lowers) if lowers else R
     return RadiusOutcome(lower, best, best_x, target, optimal, time.monotonic() - t0,
-                         enc.n_binaries, solved)
+                         enc.n_binaries, solved, errors)
