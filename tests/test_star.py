@@ -295,3 +295,32 @@ def test_input_bab_resumes_from_its_open_domains(seed):
         assert exact > -MARGIN
     if out.counterexample is not None:
         assert exact < MARGIN and out.counterexample.confirmed
+
+
+def test_a_dying_worker_costs_its_slice_never_a_proof(monkeypatch):
+    """Workers that die (killed, out of memory) on their first slice: the search ends
+    unfinished at once (no wait for the deadline), never "proven" with stars lost."""
+    import os
+
+    from verinet.verify.star import pool
+
+    robust = None
+    for seed in range(40):
+        _, net, prop = _centre_robustness(seed, [3, 8, 8, 2])
+        serial = star_verify(to_chain(net), prop, Replayer(net, prop, None), Deadline(30.0),
+                             options=StarOptions(workers=1))
+        if serial.proven and serial.stars > 3:
+            robust = net, prop
+            break
+    assert robust is not None
+    net, prop = robust
+
+    def die(*args, **kwargs):
+        os._exit(9)
+
+    monkeypatch.setattr(pool, "work_slice", die)  # inherited by the forked workers
+    t0 = time.monotonic()
+    out = star_verify(to_chain(net), prop, Replayer(net, prop, None), Deadline(30.0),
+                      options=PARALLEL)
+    assert not out.proven and out.counterexample is None
+    assert time.monotonic() - t0 < 10.0

@@ -168,6 +168,13 @@ def serve(searches: list[Search], conn: Connection) -> None:
 # ----------------------------------------------------------------------------- parent side
 
 
+class _Lost:
+    """The answer of a worker that died holding a slice."""
+
+
+LOST = _Lost()
+
+
 class StarPool:
     """Worker processes for a list of searches, forked when constructed (construct it in
     the thread that owns the process, before other threads run native code)."""
@@ -218,6 +225,7 @@ class StarPool:
         run = self._runs
         log.info("star: %d worker processes from %d open stars", self.workers, len(stack))
         busy = 0  # slices of this run not answered yet
+        lost = False  # a worker died holding (or being handed) a slice of this run
         while True:
             # An early return leaves slices running; the caller closes the pool then
             # (every early return ends the whole search).
@@ -227,16 +235,23 @@ class StarPool:
                 # a share for one worker; the rest waits for whichever returns first
                 take = max(1, -(-len(stack) // self.limit))
                 chunk, stack[len(stack) - take:] = stack[len(stack) - take:], []
-                self._send(self._idle.pop(0), run, (search.index, chunk, opts.slice_s))
-                busy += 1
+                if self._send(self._idle.pop(0), run, (search.index, chunk, opts.slice_s)):
+                    busy += 1
+                else:
+                    lost = True
             if busy == 0:
-                return None, not search.deadline.expired()
+                # Finished only if nothing is left: not when a slice went down with its
+                # worker, nor when stars remain and no worker is left to take them.
+                return None, not (lost or stack or search.deadline.expired())
             got = self._receive(run)
             if got is None:
                 if search.deadline.expired():
                     return None, False
                 continue
             busy -= 1
+            if got is LOST:
+                lost = True
+                continue
             if isinstance(got, SliceFailed):
                 raise got.error from WorkerTraceback(got.trace)
             cex = _merge(search, got, stack)
@@ -246,19 +261,21 @@ class StarPool:
             if search.deadline.expired() or search.stats.stars > opts.max_stars:
                 return None, False
 
-    def _send(self, w: int, run: int, task: tuple[int, list[Star], float]) -> None:
-        """Hand ``task`` to idle worker ``w`` (a dead one loses it, see ``_receive``)."""
+    def _send(self, w: int, run: int, task: tuple[int, list[Star], float]) -> bool:
+        """Hand ``task`` to idle worker ``w``; False if the worker is dead (the task is
+        lost with it, and the worker is not used again)."""
         try:
             self._conns[w].send(task)
         except OSError:
             log.warning("star: worker process %d died; its slice is lost", w)
-            return
+            return False
         self._task_of[w] = run
+        return True
 
-    def _receive(self, run: int) -> Slice | SliceFailed | None:
+    def _receive(self, run: int) -> Slice | SliceFailed | _Lost | None:
         """The next answer to a slice of ``run`` (None: none within ``POLL_S``).  Answers
         to slices of an earlier run are dropped; a worker that died takes its slice with
-        it (that run can then only end unfinished, at its deadline or stop)."""
+        it (``LOST``: the run can then only end unfinished) and is not used again."""
         if not self._task_of:
             self.stop.wait(POLL_S)
             return None
@@ -269,6 +286,8 @@ class StarPool:
                 got = self._conns[w].recv()
             except (EOFError, OSError):
                 log.warning("star: worker process %d died; its slice is lost", w)
+                if slice_run == run:
+                    return LOST
                 continue
             self._idle.append(w)
             if slice_run == run:
