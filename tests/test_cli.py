@@ -110,7 +110,7 @@ def test_dimension_mismatch(tmp_path, capsys):
     prop = tmp_path / "p.vnnlib"
     prop.write_text(_vnnlib(3, 2, -1, 1, "(assert (>= Y_0 0))"))
     code, _, err = _run(capsys, ["verify", str(net), str(prop)])
-    _assert_one_line_error(err, code, 4, "3 inputs")
+    _assert_one_line_error(err, code, 2, "3 inputs")  # the README's table: 2
 
 
 def test_undeclared_variable(tmp_path, capsys):

@@ -107,7 +107,7 @@ def test_certify_with_pac(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     (["--eps", "0.1", "--kappa", "-2"], "kappa must be an integer >= 0"),
     (["--radius", "--grid", "0"], "grid step must lie in"),
     (["--eps", "2"], "eps must be finite and in"),
-    ([], "give --eps E, --radius, or both"),
+    (["--data", "missing.csv"], "give --eps E, --radius, or both"),
 ], ids=repr)
 def test_bad_input_is_one_line(args: list[str], match: str,
                                capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 from verinet.certify.result import CertifyReport
 from verinet.ir.graph import Network
 from verinet.spec.property import Property
-from verinet.types import Box, InputError, PropertyError
+from verinet.types import Box, InputError, ModelError, PropertyError
 from verinet.verify.deadline import Deadline
 from verinet.verify.portfolio import VerifyOptions
 from verinet.verify.portfolio import verify as _verify
@@ -52,8 +53,13 @@ class Model:
 
 def _check_file(path: str | os.PathLike[str], what: str) -> Path:
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {p}: is a directory, not a file")
     if not p.is_file():
         raise InputError(f"{what} file not found: {p}")
+    if p.stat().st_size == 0:  # a corrupt model (exit 3) or a malformed property (exit 4)
+        err = ModelError if what == "model" else PropertyError
+        raise err(f"{what} file {p} is empty (0 bytes)")
     return p
 
 
@@ -76,9 +82,9 @@ def load_model(
     s = np.asarray(1.0 if std is None else std, dtype=np.float64)
     imported = load_onnx(p, check=False)
     if input_box is not None and input_box.dim != imported.network.n_inputs:
-        raise PropertyError(
-            f"the property has {input_box.dim} inputs but the model has "
-            f"{imported.network.n_inputs}"
+        raise InputError(
+            f"{p}: the property has {input_box.dim} inputs but the model has "
+            f"{imported.network.n_inputs} (dimension mismatch)"
         )
     max_error = float("nan")
     if check:
@@ -133,8 +139,11 @@ def verify(
     timeout: float = 60.0,
     options: VerifyOptions | None = None,
     deadline: Deadline | None = None,
+    threads: int | None = 1,
 ) -> VerificationResult:
-    """Run the portfolio verifier on ``prop`` within ``timeout`` seconds."""
+    """Run the portfolio verifier on ``prop`` within ``timeout`` seconds.  ``threads``:
+    torch intra-op threads meanwhile (restored afterwards; default 1, as on the command
+    line: the small tensors of verification run fastest so; None keeps torch's own)."""
     if not np.isfinite(timeout) or timeout <= 0:
         raise InputError(f"timeout must be a positive number of seconds, got {timeout}")
     if prop.n_inputs != model.n_inputs or prop.n_outputs != model.n_outputs:
@@ -142,8 +151,9 @@ def verify(
             f"property has {prop.n_inputs} inputs / {prop.n_outputs} outputs, the model "
             f"{model.n_inputs} / {model.n_outputs}"
         )
-    return _verify(model.network, prop, model.onnx_eval, timeout, options or VerifyOptions(),
-                   deadline)
+    with torch_threads(threads):
+        return _verify(model.network, prop, model.onnx_eval, timeout,
+                       options or VerifyOptions(), deadline)
 
 
 def certify(
@@ -154,14 +164,35 @@ def certify(
     eps: float | None = None,
     radius: bool = False,
     timeout: float = 30.0,
+    threads: int | None = 1,
     **options: object,
 ) -> CertifyReport:
     """Per-sample robustness sandwiches for raw inputs ``x`` (N, n) with labels ``y``:
     the verdict at ``eps`` and/or (``radius=True``) the L-inf radius bracket.  Further
-    keyword options are those of :class:`verinet.certify.engine.CertifyOptions`."""
+    keyword options are those of :class:`verinet.certify.engine.CertifyOptions`;
+    ``threads`` as in :func:`verify`."""
     from verinet.certify.engine import CertifyOptions
     from verinet.certify.run import certify as _certify
 
     opts = CertifyOptions(eps=eps, radius=radius, timeout=timeout, **options)  # type: ignore[arg-type]
-    return _certify(model.network, model.onnx_eval, np.asarray(x, dtype=np.float64).reshape(
-        len(y), -1), np.asarray(y), opts, model_name=model.path)
+    with torch_threads(threads):
+        return _certify(model.network, model.onnx_eval, np.asarray(x, dtype=np.float64)
+                        .reshape(len(y), -1), np.asarray(y), opts, model_name=model.path)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``n`` meanwhile (None: left as it is)."""
+    if n is None:
+        yield
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError(f"threads must be an integer >= 1 or None, got {n!r}")
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -12,6 +12,9 @@ Exit codes (documented in the README):
 3     the ONNX model is corrupt or unsupported (every unsupported node listed)
 4     the VNN-LIB property is malformed (with line and column)
 70    a soundness check failed inside verinet (a bug; never reported as a verdict)
+130   interrupted by SIGINT (Ctrl-C); 143: by SIGTERM.  ``verify`` writes ``unknown``
+      (``timeout`` once its limit has passed); ``certify``/``pac`` write and print
+      every finished sample
 ====  ==========================================================================
 
 On any error the ``verify`` result file (if requested) holds ``error``; a ``certify``
@@ -21,15 +24,18 @@ JSON report keeps the samples finished before the error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from verinet.cliargs import numbers as _floats
 from verinet.cliargs import positive_number as _positive_float
+from verinet.interrupts import EXIT_SIGTERM, exit_code, terminate_raises
 from verinet.types import InputError, VerinetError
 
 log = logging.getLogger("verinet")
@@ -37,11 +43,21 @@ log = logging.getLogger("verinet")
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line with a hint, not the whole usage block (exit 2).  The
+    subcommands' parsers are of this class too (argparse builds them with the parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from verinet import __version__
     from verinet.verify.result import COMPLETE_CHOICES
 
-    p = argparse.ArgumentParser(prog="verinet", description=__doc__.split("\n")[0])
-    common = argparse.ArgumentParser(add_help=False)
+    p = _Parser(prog="verinet", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"verinet {__version__}")
+    common = _Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     common.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = p.add_subparsers(dest="command", required=True)
@@ -93,10 +109,12 @@ def _write_out(path: str | None, text: str) -> None:
 
 
 def _error_out(args: argparse.Namespace) -> None:
-    """``verify`` marks its result file ``error``; ``certify`` keeps its JSON report (it
-    holds every sample finished before the error)."""
-    if args.command == "verify":
-        _write_out(getattr(args, "out", None), "error\n")
+    """``verify`` marks its result file ``error`` (when it can be written: a bad ``--out``
+    is refused before any work, and leaves nothing behind); ``certify`` keeps its JSON
+    report (it holds every sample finished before the error)."""
+    if args.command == "verify" and getattr(args, "out", None):
+        with contextlib.suppress(VerinetError):
+            _write_out(args.out, "error\n")
 
 
 def _watchdog(seconds: float, out: str | None) -> threading.Timer:
@@ -125,36 +143,53 @@ def _set_threads(n: int) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from verinet import api
+    from verinet.report.paths import check_outputs
+
+    start = time.monotonic()
+    if args.workers < 0:
+        raise InputError(f"--workers must be at least 0, got {args.workers}")
+    check_outputs([("--out", args.out)])  # before any work
+    timer = _watchdog(args.timeout * 1.05 + 1.0, args.out)
+    try:
+        result = _run_verify(args, start)
+    except KeyboardInterrupt:
+        # Never a verdict: ``timeout`` once the limit has passed, else ``unknown``.
+        elapsed = time.monotonic() - start
+        verdict = "timeout" if elapsed >= args.timeout else "unknown"
+        print(f"{verdict} (interrupted)  [{elapsed:.2f} s]", flush=True)
+        with contextlib.suppress(VerinetError):
+            _write_out(args.out, verdict + "\n")
+        raise
+    finally:
+        timer.cancel()
     from verinet.report.vnncomp import format_result
+
+    # The verdict is printed first: a failing write cannot hide it.
+    detail = f" ({result.reason.value})" if result.vnncomp == "unknown" else ""
+    print(f"{result.vnncomp}{detail}  [{result.seconds:.2f} s]", flush=True)
+    if result.message:
+        log.info("%s", result.message)
+    _write_out(args.out, format_result(result))
+    return EXIT_OK
+
+
+def _run_verify(args: argparse.Namespace, start: float) -> Any:
+    """Load the property and the model and verify (the part an interrupt may cut)."""
+    from verinet import api
     from verinet.verify.deadline import Deadline
     from verinet.verify.portfolio import VerifyOptions
     from verinet.verify.star import StarOptions
 
-    start = time.monotonic()
-    timer = _watchdog(args.timeout * 1.05 + 1.0, args.out)
     _set_threads(args.threads)
-    if args.workers < 0:
-        raise InputError(f"--workers must be at least 0, got {args.workers}")
-    try:
-        # Leave a little room for writing results inside the advertised limit.
-        deadline = Deadline(max(0.1, args.timeout - 0.5), start)
-        prop = api.read_property(args.property)
-        model = api.load_model(args.model, mean=args.mean, std=args.std,
-                               check=not args.no_check, input_box=prop.terms[0].box)
-        options = VerifyOptions(complete=args.complete, milp_backend=args.backend,
-                                seed=args.seed, star=StarOptions(workers=args.workers))
-        result = api.verify(model, prop, timeout=args.timeout, options=options,
-                            deadline=deadline)
-    finally:
-        timer.cancel()
-    text = format_result(result)
-    _write_out(args.out, text)
-    detail = f" ({result.reason.value})" if result.vnncomp == "unknown" else ""
-    print(f"{result.vnncomp}{detail}  [{result.seconds:.2f} s]")
-    if result.message:
-        log.info("%s", result.message)
-    return EXIT_OK
+    # Leave a little room for writing results inside the advertised limit.
+    deadline = Deadline(max(0.1, args.timeout - 0.5), start)
+    prop = api.read_property(args.property)
+    model = api.load_model(args.model, mean=args.mean, std=args.std,
+                           check=not args.no_check, input_box=prop.terms[0].box)
+    options = VerifyOptions(complete=args.complete, milp_backend=args.backend,
+                            seed=args.seed, star=StarOptions(workers=args.workers))
+    return api.verify(model, prop, timeout=args.timeout, options=options, deadline=deadline,
+                      threads=None)  # --threads is set above
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,38 +197,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "verify":
-            return cmd_verify(args)
-        if args.command == "certify":
-            from verinet.cli_certify import cmd_certify
-
-            _set_threads(args.threads)
-            return cmd_certify(args)
-        if args.command == "pac":
-            from verinet.cli_pac import cmd_pac
-
-            _set_threads(args.threads)
-            return cmd_pac(args)
-        if args.command in ("clever", "roby"):
-            from verinet import cli_estimate
-
-            _set_threads(args.threads)
-            return cli_estimate.cmd_clever(args) if args.command == "clever" else (
-                cli_estimate.cmd_roby(args))
-        if args.command == "study":
-            from verinet.cli_study import cmd_study
-
-            _set_threads(args.threads)
-            return cmd_study(args)
-        raise InputError(f"unknown command {args.command}")
+        with terminate_raises():
+            return _dispatch(args)
     except VerinetError as e:
         _error_out(args)
         msg = " ".join(str(e).split())
         print(f"verinet: error: {msg}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("verinet: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        code = exit_code(e)
+        print(f"verinet: interrupted ({'SIGTERM' if code == EXIT_SIGTERM else 'SIGINT'})",
+              file=sys.stderr)
+        return code
     except Exception as e:  # an internal error: one line, never a verdict
         _error_out(args)
         if args.debug:
@@ -201,6 +216,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = " ".join(f"{type(e).__name__}: {e}".split())
         print(f"verinet: internal error: {msg} (rerun with --debug)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "verify":
+        return cmd_verify(args)
+    if args.command == "certify":
+        from verinet.cli_certify import cmd_certify
+
+        _set_threads(args.threads)
+        return cmd_certify(args)
+    if args.command == "pac":
+        from verinet.cli_pac import cmd_pac
+
+        _set_threads(args.threads)
+        return cmd_pac(args)
+    if args.command in ("clever", "roby"):
+        from verinet import cli_estimate
+
+        _set_threads(args.threads)
+        return cli_estimate.cmd_clever(args) if args.command == "clever" else (
+            cli_estimate.cmd_roby(args))
+    if args.command == "study":
+        from verinet.cli_study import cmd_study
+
+        _set_threads(args.threads)
+        return cmd_study(args)
+    raise InputError(f"unknown command {args.command}")
 
 
 def run() -> None:

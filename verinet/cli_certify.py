@@ -16,9 +16,8 @@ from verinet.certify import RADIUS_SEARCHES
 from verinet.cli_samples import (
     add_sample_options,
     eps_and_inputs,
-    json_writer,
     progress,
-    write_outputs,
+    run_samples,
 )
 from verinet.cliargs import number
 
@@ -90,9 +89,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
         from verinet.estimates.clever import CleverOptions
 
         clever = CleverOptions(nb_batches=args.clever_batches, batch_size=args.clever_batch_size)
-    report = certify(model.network, model.onnx_eval, data.x, data.y, options,
-                     model_name=model_path, data_name=data_path, indices=data.indices,
-                     on_sample=json_writer(args), progress=progress(args, len(data), "certify"),
-                     pac=pac, clever=clever)
-    write_outputs(report, args)
-    return 0
+    return run_samples(args, pac is not None, lambda sink: certify(
+        model.network, model.onnx_eval, data.x, data.y, options, model_name=model_path,
+        data_name=data_path, indices=data.indices, on_sample=sink,
+        progress=progress(args, len(data), "certify"), pac=pac, clever=clever))

@@ -18,9 +18,8 @@ from typing import Any
 from verinet.cli_samples import (
     add_sample_options,
     eps_and_inputs,
-    json_writer,
     progress,
-    write_outputs,
+    run_samples,
 )
 from verinet.cliargs import number as _float
 
@@ -106,9 +105,7 @@ def cmd_pac(args: argparse.Namespace) -> int:
 
     eps, model, data, model_path, data_path = eps_and_inputs(args)
     run = pac_run_from_args(args, model.network.input_shape, args.radius)
-    report = pac_certify(model.network, model.onnx_eval, data.x, data.y, run.options,
-                         run.features, eps=eps, search=run.search, model_name=model_path,
-                         data_name=data_path, indices=data.indices,
-                         on_sample=json_writer(args), progress=progress(args, len(data), "pac"))
-    write_outputs(report, args)
-    return 0
+    return run_samples(args, True, lambda sink: pac_certify(
+        model.network, model.onnx_eval, data.x, data.y, run.options, run.features, eps=eps,
+        search=run.search, model_name=model_path, data_name=data_path, indices=data.indices,
+        on_sample=sink, progress=progress(args, len(data), "pac")))

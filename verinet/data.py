@@ -344,7 +344,9 @@ def load_samples(
         raise InputError(f"{p}: first sample {start} is past the end ({n} samples)")
     stop = n if samples is None else min(n, start + samples)
     if samples is not None and start + samples > n:
-        logger.info("%s: only %d of the %d requested samples exist", p, stop - start, samples)
+        logger.warning("%s: only %d of the %d requested samples exist from index %d (the "
+                       "file has %d): running %d", p, stop - start, samples, start, n,
+                       stop - start)
     x = x[start:stop]
     if order is not None:
         x = x[:, order]

@@ -396,25 +396,59 @@ def _pac_lines(report: CertifyReport) -> list[str]:
     return lines
 
 
+def _columns(pac: bool) -> tuple[list[str], set[int]]:
+    """The table's column names and which of them are text (left-aligned)."""
+    head = ["index", "label", "pred", "status", "lower", "upper", "exact", "by", "seconds",
+            "note"]
+    if pac:
+        head.insert(6, "pac")
+        return head, {3, 8, 10}
+    return head, {3, 7, 9}
+
+
+def _fmt(row: list[str], widths: list[int], left: set[int]) -> str:
+    cells = [c.ljust(w) if i in left else c.rjust(w)
+             for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+    return "  ".join(cells).rstrip()
+
+
 def format_table(report: CertifyReport) -> str:
     """A plain-text table (one line per sample; the note is the reason of an unknown
     verdict and the sample's message; a ``pac`` column when DeepPAC ran) followed by the
     summary block (and the DeepPAC section)."""
     pac = any(r.pac is not None for r in report.samples)
-    head = ["index", "label", "pred", "status", "lower", "upper", "exact", "by", "seconds",
-            "note"]
-    left = {3, 7, 9}  # text columns; numbers are right-aligned
-    if pac:
-        head.insert(6, "pac")
-        left = {3, 8, 10}
+    head, left = _columns(pac)
     rows = [head] + [_row(r, pac) for r in report.samples]
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-
-    def fmt(row: list[str]) -> str:
-        cells = [c.ljust(w) if i in left else c.rjust(w)
-                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
-        return "  ".join(cells).rstrip()
-
-    rule = "-" * max(len(fmt(r)) for r in rows)
-    lines = [fmt(head), rule] + [fmt(r) for r in rows[1:]]
+    rule = "-" * max(len(_fmt(r, widths, left)) for r in rows)
+    lines = [_fmt(head, widths, left), rule] + [_fmt(r, widths, left) for r in rows[1:]]
     return "\n".join(lines + [""] + _summary_lines(report)) + "\n"
+
+
+def format_summary(report: CertifyReport) -> str:
+    """The summary block of :func:`format_table` alone (after streamed rows)."""
+    return "\n".join(_summary_lines(report)) + "\n"
+
+
+class TableStream:
+    """The table of :func:`format_table`, one row at a time as samples finish: fixed
+    column widths (a longer cell widens its own row only), the header before the first
+    row, :func:`format_summary` at the end."""
+
+    # minimum widths: index, label, pred, status, lower, upper, [pac,] exact, by, seconds
+    WIDTHS = (5, 5, 4, 13, 10, 10, 5, 22, 7)
+
+    def __init__(self, pac: bool) -> None:
+        self.pac = pac
+        self.head, self.left = _columns(pac)
+        widths = list(self.WIDTHS)
+        if pac:
+            widths.insert(6, 10)
+        self.widths = [max(w, len(h)) for w, h in zip(widths, self.head, strict=False)] + [0]
+
+    def header(self) -> str:
+        line = _fmt(self.head, self.widths, self.left)
+        return f"{line}\n{'-' * max(len(line), 80)}\n"
+
+    def row(self, r: SampleReport) -> str:
+        return _fmt(_row(r, self.pac), self.widths, self.left) + "\n"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
+from verinet.report.atomic import atomic_write
 from verinet.verify.result import VerificationResult
 
 
@@ -33,8 +33,6 @@ def format_result(result: VerificationResult) -> str:
 
 
 def write_result_file(path: str | os.PathLike[str], text: str) -> None:
-    """Write atomically (temp file + rename) so a reader never sees half a file."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, p)
+    """Write atomically (temp file + rename) so a reader never sees half a file; a
+    failure is a one-line :class:`~verinet.types.InputError` and leaves no temp file."""
+    atomic_write(path, text)
