@@ -4,7 +4,9 @@ Stages (each in its own module):
 
 1. ``vnnlib_syntax``: tokenizer and s-expression parser (:class:`VnnlibSyntaxError`);
 2. ``vnnlib_semantics``: declarations, asserts and formulas to disjunctive normal form
-   (``vnnlib_dnf``) (:class:`VnnlibSemanticError`);
+   (``vnnlib_dnf``) (:class:`VnnlibSemanticError`); a file whose first command is
+   ``(vnnlib-version <2.N>)`` is VNN-LIB 2.0, read by ``vnnlib2_semantics`` (its network
+   and tensor declarations, indexed names), with the same formulas and DNF;
 3. ``vnnlib_build``: declaration checks, one :class:`Term` per DNF disjunct
    (:class:`VnnlibSemanticError`).
 
@@ -21,6 +23,7 @@ import os
 import time
 
 from verinet.spec.property import Property
+from verinet.spec.vnnlib2_semantics import Normaliser2, is_vnnlib2
 from verinet.spec.vnnlib_build import build_property
 from verinet.spec.vnnlib_errors import Pos, VnnlibError, VnnlibSemanticError, VnnlibSyntaxError
 from verinet.spec.vnnlib_semantics import Normaliser
@@ -53,7 +56,7 @@ def parse_vnnlib(
     """
     start = time.perf_counter()
     exprs, loc = parse(text, source)
-    norm = Normaliser(loc)
+    norm = Normaliser2(loc) if is_vnnlib2(exprs) else Normaliser(loc)
     for expr in exprs:
         norm.command(expr)
     prop = build_property(norm, n_inputs, n_outputs)

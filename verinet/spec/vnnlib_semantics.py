@@ -5,7 +5,8 @@ Supported commands: ``(declare-const X_i Real)``, ``(declare-const Y_j Real)`` a
 property and are skipped.  Formulas ``F`` are built from
 
 * ``(and F ...)``, ``(or F ...)``, nested arbitrarily;
-* comparisons ``(<= t t ...)``, ``(>= ...)``, ``(= ...)``, ``(< ...)``, ``(> ...)``
+* comparisons ``(<= t t ...)``, ``(>= ...)``, ``(= ...)`` (also ``==``, VNN-LIB 2.0's
+  spelling), ``(< ...)``, ``(> ...)``
   (a chain of more than two terms is the conjunction of neighbouring pairs);
 * terms: ``X_i``, ``Y_j``, numbers, and on outputs linear expressions
   ``(+ t ...)``, ``(- t)``, ``(- t t ...)``, ``(* c ... t)`` (at most one non-constant factor).
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 IGNORED_COMMANDS = frozenset(
     {"set-logic", "set-info", "set-option", "check-sat", "get-model", "exit"}
 )
-_COMPARISONS = {"<=": "<=", "<": "<=", ">=": ">=", ">": ">=", "=": "="}
+_COMPARISONS = {"<=": "<=", "<": "<=", ">=": ">=", ">": ">=", "=": "=", "==": "="}
 _FLIPPED = {"<=": ">=", ">=": "<=", "=": "="}
 _VAR_NAME = re.compile(r"([XY])_(0|[1-9][0-9]*)")
 _BOUNDS_ONLY = "input constraints must be bounds of one variable by a constant"

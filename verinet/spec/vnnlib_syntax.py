@@ -22,12 +22,15 @@ from verinet.spec.vnnlib_errors import Pos, VnnlibSemanticError, VnnlibSyntaxErr
 MAX_DEPTH = 200
 """Deepest parenthesis nesting accepted (keeps every later stage safely recursive)."""
 
-_TOKEN = re.compile(r"[()]|;[^\r\n]*|[^ \t\f\v\r\n();]+")  # everything else is white space
+# a quoted string (VNN-LIB 2.0's ONNX node names) is one token; the rest is white space
+_TOKEN = re.compile(r'[()]|;[^\r\n]*|"[^"\r\n]*"|"|[^ \t\f\v\r\n();"]+')
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NUMBER_LIKE = re.compile(r"[+-]?\.?\d")
-_SYMBOL = re.compile(  # simple symbols, and keywords such as :status
+_SYMBOL = re.compile(  # simple symbols, keywords such as :status, and VNN-LIB 2.0's
+    # indexed names X[0,3] and shapes [1,784] / []
     r"[A-Za-z~!@$%^&*_\-+=<>.?/][A-Za-z0-9~!@$%^&*_\-+=<>.?/]*|:[A-Za-z0-9~!@$%^&*_\-+=<>.?/]+"
+    r"|[A-Za-z][A-Za-z0-9_]*\[\d+(?:,\d+)*\]|\[(?:\d+(?:,\d+)*)?\]"
 )
 
 
@@ -126,6 +129,6 @@ def _classify(word: str, tok: int, loc: Locator) -> float | None:
         return value
     if _NUMBER_LIKE.match(word):
         raise loc.syntax_error(tok, f"bad number {shown(word)}")
-    if _SYMBOL.fullmatch(word):
+    if _SYMBOL.fullmatch(word) or (len(word) >= 2 and word[0] == word[-1] == '"'):
         return None
     raise loc.syntax_error(tok, f"unknown token {shown(word)}")
