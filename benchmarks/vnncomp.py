@@ -46,6 +46,12 @@ class Outcome:
     seconds: float
     peak_mb: float
     exit_code: int
+    limit: float  # the --timeout this run was given
+
+    @property
+    def overrun(self) -> float:
+        """Seconds past the limit (negative: ended inside it)."""
+        return self.seconds - self.limit
 
     @property
     def solved(self) -> bool:
@@ -85,7 +91,7 @@ def run_one(row: Row, scale: float, extra: list[str]) -> Outcome:
         verdict = out.read_text().split("\n", 1)[0].strip() if out.exists() else "error"
     if code != 0 and err:
         print(f"  [{row.id}] exit {code}: {err.strip().splitlines()[-1]}", file=sys.stderr)
-    return Outcome(row, verdict, seconds, usage.ru_maxrss / 1024.0, code)
+    return Outcome(row, verdict, seconds, usage.ru_maxrss / 1024.0, code, timeout)
 
 
 def summarise(outcomes: list[Outcome]) -> str:
@@ -95,7 +101,7 @@ def summarise(outcomes: list[Outcome]) -> str:
         groups.setdefault(o.row.benchmark, []).append(o)
     groups["ALL"] = outcomes
     hdr = f"{'benchmark':<16}{'n':>4}{'solved':>8}{'wrong':>7}{'unk/to':>8}{'time_s':>9}" \
-          f"{'abcrown_s':>11}{'ratio':>7}{'peak_MB':>9}"
+          f"{'abcrown_s':>11}{'ratio':>7}{'peak_MB':>9}{'max_over_s':>11}"
     lines.append(hdr)
     for name, os_ in groups.items():
         solved = [o for o in os_ if o.solved]
@@ -107,8 +113,13 @@ def summarise(outcomes: list[Outcome]) -> str:
         lines.append(
             f"{name:<16}{len(os_):>4}{len(solved):>8}{sum(o.wrong for o in os_):>7}{unk:>8}"
             f"{sum(o.seconds for o in os_):>9.1f}{theirs:>11.1f}{ratio:>7}"
-            f"{max(o.peak_mb for o in os_):>9.0f}"
+            f"{max(o.peak_mb for o in os_):>9.0f}{max(o.overrun for o in os_):>11.2f}"
         )
+    worst = max(outcomes, key=lambda o: o.overrun / (0.1 * o.limit + 2.0))
+    allowed = 0.1 * worst.limit + 2.0
+    lines.append(f"largest overrun: {worst.overrun:.2f} s past the {worst.limit:g} s limit "
+                 f"({worst.row.id}; allowed 10% + 2 s = {allowed:.1f} s: "
+                 f"{'ok' if worst.overrun <= allowed else 'EXCEEDED'})")
     return "\n".join(lines)
 
 
