@@ -132,8 +132,8 @@ def _classify(problem: MilpProblem, box: Box, unsafe: Halfspaces, res: SolveResu
               xcols: np.ndarray, tol: float) -> tuple[Status, np.ndarray | None, float]:
     bound, obj, x = res.best_bound, res.objective, res.x
     if res.status is SolverStatus.INFEASIBLE:
-        # With sound bounds every true (x, f(x)) is feasible: this is a solver failure.
-        log.warning("MILP reported infeasible (%s): not taken as a proof", res.message)
+        # With sound bounds every true (x, f(x)) is feasible: a solver failure (or, for
+        # a BaB domain's clamped bounds, an empty domain); never a proof here.
         return Status.UNKNOWN, None, math.nan
     cand = box.clip(x[xcols]) if x is not None else None
     viol = float(unsafe.violation(problem.forward(cand))) if cand is not None else math.nan
@@ -152,18 +152,29 @@ def _classify(problem: MilpProblem, box: Box, unsafe: Halfspaces, res: SolveResu
 def milp_check_term(
     chain: Chain, box: Box, unsafe: Halfspaces, bounds: LayerBounds,
     backend: str = "highs", time_limit: float | None = 60.0, tol: float = MILP_TOL,
+    may_be_empty: bool = False,
 ) -> MilpOutcome:
-    """Decide whether the term (``box``, ``unsafe``) is reachable; stops early."""
-    return check_term(chain_problem(chain, bounds), box, unsafe, backend, time_limit, tol)
+    """Decide whether the term (``box``, ``unsafe``) is reachable; stops early.
+
+    ``may_be_empty``: ``bounds`` are a branch-and-bound domain's (split units clamped),
+    so an infeasible model is expected (the domain may hold no input) and is logged at
+    debug level; otherwise a solver's infeasible claim is a warning.  Either way it is
+    UNKNOWN here, never a proof."""
+    return check_term(chain_problem(chain, bounds), box, unsafe, backend, time_limit, tol,
+                      may_be_empty)
 
 
 def check_term(
     problem: MilpProblem, box: Box, unsafe: Halfspaces, backend: str = "highs",
-    time_limit: float | None = 60.0, tol: float = MILP_TOL,
+    time_limit: float | None = 60.0, tol: float = MILP_TOL, may_be_empty: bool = False,
 ) -> MilpOutcome:
     """:func:`milp_check_term` on any :class:`~verinet.milp.problem.MilpProblem` (the
     chain's or the graph's encoding)."""
     out = _solve_violation(problem, box, unsafe, backend, time_limit, tol, True)
+    if out.solver_status is SolverStatus.INFEASIBLE:
+        (log.debug if may_be_empty else log.warning)(
+            "MILP reported infeasible: not taken as a proof%s",
+            " (the domain may be empty)" if may_be_empty else "")
     log.debug("milp term: %s bound=%.6g obj=%.6g (%s, %.2fs)", out.status.value, out.bound,
               out.objective, out.solver_status.value, out.seconds)
     return out
@@ -176,5 +187,8 @@ def milp_min_margin(
     """``s* = min_x max_i (A_i f(x) - b_i)`` solved to optimality (no early stop):
     ``bound <= s* <= objective``, ``candidate`` is the minimiser found (whatever its
     value); ``status`` is classified as in :func:`milp_check_term`."""
-    return _solve_violation(chain_problem(chain, bounds), box, unsafe, backend, time_limit,
-                            tol, False)
+    out = _solve_violation(chain_problem(chain, bounds), box, unsafe, backend, time_limit,
+                           tol, False)
+    if out.solver_status is SolverStatus.INFEASIBLE:
+        log.warning("MILP reported infeasible: not taken as a proof")
+    return out

@@ -313,7 +313,7 @@ def _decide_leaf(
     """(proven, confirmed counterexample) for one domain by LP (MILP if units remain)."""
     limit = max(0.1, min(options.leaf_time, deadline.remaining()))
     out = milp_check_term(chain, term.box, term.unsafe, bounds, backend=options.backend,
-                          time_limit=limit, tol=PROOF_TOL)
+                          time_limit=limit, tol=PROOF_TOL, may_be_empty=True)
     if out.status is Status.VERIFIED:
         return True, None
     if out.status is Status.FALSIFIED and out.candidate is not None:

@@ -179,7 +179,7 @@ def decide_leaf_milp(root: GraphRoot, lo: Tensor, hi: Tensor, C: np.ndarray, b: 
         zh[idx] = np.minimum(zh[idx], root.block(hi.reshape(1, -1), i)[0].double().numpy())
     box = Box(*bounds[gm.input_name])
     out = check_term(graph_problem(gm, bounds), box, Halfspaces(C, b), backend,
-                     time_limit=max(0.1, time_limit))
+                     time_limit=max(0.1, time_limit), may_be_empty=True)
     if out.status is Status.VERIFIED:
         return True, None
     return False, out.candidate if out.status is Status.FALSIFIED else None
