@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     from verinet.cli_study import add_parser as add_study
 
     add_study(sub, common, _floats)
+    from verinet.cli_selftest import add_parser as add_selftest
+
+    add_selftest(sub, common)
     return p
 
 
@@ -242,6 +245,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         _set_threads(args.threads)
         return cmd_study(args)
+    if args.command == "selftest":
+        from verinet.cli_selftest import cmd_selftest
+
+        _set_threads(args.threads)
+        return cmd_selftest(args)
     raise InputError(f"unknown command {args.command}")
 
 

@@ -1,0 +1,158 @@
+"""``verinet selftest``: every engine on networks with planted counterexamples and
+their provably safe twins (see :mod:`verinet.selftest`).
+
+One line per instance as it finishes, then the per-engine table (right / wrong /
+unknown / n/a / error, and how many planted counterexamples each engine found).  Exit
+70 when any engine answers wrong (a soundness bug), 1 when an engine crashed, else 0.
+``--out`` (JSON, rewritten atomically after every instance, so an interrupt keeps what
+is finished) and ``--csv`` (one row per engine and instance) record the outcomes;
+``--save DIR`` writes every instance's ONNX model and VNN-LIB property for other tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from verinet.cliargs import positive_number
+from verinet.types import InputError
+
+log = logging.getLogger("verinet")
+
+EXIT_WRONG, EXIT_CRASH = 70, 1
+
+
+def _names(choices: tuple[str, ...], what: str) -> Any:
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(t for t in text.replace(",", " ").split() if t)
+        bad = [n for n in names if n not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what}(s) {', '.join(bad) or '(none)'}; choose from "
+                f"{', '.join(choices)}")
+        return names
+
+    return parse
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register the ``selftest`` subcommand."""
+    from verinet.selftest.engines import ENGINES
+    from verinet.selftest.planted import FAMILIES
+
+    p = sub.add_parser("selftest", parents=[common],
+                       help="soundness self-test: every engine on planted counterexamples "
+                            "and their safe twins (exit 70 on any wrong answer)")
+    p.add_argument("--instances", type=int, default=24,
+                   help="number of instances, rounded up to whole sat/unsat twins (24)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (0)")
+    p.add_argument("--timeout", type=positive_number, default=5.0,
+                   help="seconds per engine and instance (5)")
+    p.add_argument("--engines", type=_names(tuple(ENGINES), "engine"),
+                   help=f"comma list (default: all of {', '.join(ENGINES)})")
+    p.add_argument("--families", type=_names(FAMILIES, "family"), default=FAMILIES,
+                   help=f"comma list of network families (default {','.join(FAMILIES)})")
+    p.add_argument("--out", help="JSON report (rewritten after every instance)")
+    p.add_argument("--csv", help="CSV, one row per engine and instance")
+    p.add_argument("--save", metavar="DIR",
+                   help="also write each instance's .onnx and .vnnlib into DIR")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
+
+
+def _outcomes_csv(outcomes: Any) -> str:
+    from dataclasses import fields
+
+    from verinet.selftest.run import Outcome
+
+    buf = io.StringIO()
+    names = [f.name for f in fields(Outcome)]
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(names)
+    for o in outcomes:
+        w.writerow([getattr(o, n) for n in names])
+    return buf.getvalue()
+
+
+def _save(directory: Path, inst: Any) -> None:
+    import onnx
+
+    try:
+        onnx.save(inst.model, str(directory / f"{inst.name}.onnx"))
+        (directory / f"{inst.name}.vnnlib").write_text(inst.vnnlib, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"--save {directory}: cannot write {inst.name}: "
+                         f"{e.strerror or e}") from None
+
+
+def _instance_line(k: int, n: int, inst: Any, mine: list[Any], seconds: float) -> str:
+    counts = {s: sum(o.score == s for o in mine) for s in ("right", "wrong", "unknown",
+                                                           "n/a", "error")}
+    text = "  ".join(f"{s} {c}" for s, c in counts.items() if c or s == "wrong")
+    return f"[{k}/{n}] {inst.name:<16} {inst.truth:<5}  {text}  ({seconds:.1f} s)"
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from verinet.report.atomic import atomic_write
+    from verinet.report.paths import check_outputs
+    from verinet.selftest.engines import ENGINES
+    from verinet.selftest.planted import generate
+    from verinet.selftest.run import SelftestReport, run_instance
+
+    if args.instances < 1:
+        raise InputError(f"--instances must be at least 1, got {args.instances}")
+    check_outputs([("--out", args.out), ("--csv", args.csv)])  # before any work
+    save = Path(args.save) if args.save else None
+    if save is not None and not save.is_dir():
+        raise InputError(f"--save {save}: not an existing directory")
+    engines = tuple(args.engines or ENGINES)
+    instances = generate(args.instances, args.seed, tuple(args.families))
+    log.info("selftest: %d instances x %d engines, %.3g s each", len(instances),
+             len(engines), args.timeout)
+    outcomes: list[Any] = []
+
+    def report() -> SelftestReport:
+        return SelftestReport(tuple(outcomes), engines)
+
+    def write() -> None:
+        rep = report()
+        if args.out:
+            meta = {"seed": args.seed, "timeout_s": args.timeout,
+                    "families": list(args.families)}
+            atomic_write(args.out, json.dumps({**meta, **rep.to_json()}, indent=1) + "\n")
+        if args.csv:
+            atomic_write(args.csv, _outcomes_csv(rep.outcomes))
+
+    try:
+        for k, inst in enumerate(instances, 1):
+            if save is not None:
+                _save(save, inst)
+            t0 = time.perf_counter()
+            mine = list(run_instance(inst, engines, args.timeout, args.seed + k - 1))
+            outcomes.extend(mine)
+            print(_instance_line(k, len(instances), inst, mine, time.perf_counter() - t0),
+                  flush=True)
+            for o in mine:
+                if o.score in ("wrong", "error"):
+                    print(f"  {o.score.upper()}: {o.engine}: {o.verdict}; {o.note}",
+                          flush=True)
+            write()
+    except KeyboardInterrupt:
+        print(report().table(), flush=True)
+        raise
+    rep = report()
+    print(rep.table(), flush=True)
+    if rep.wrong:
+        print(f"verinet selftest: {len(rep.wrong)} wrong answer(s): a soundness bug",
+              file=sys.stderr)
+        return EXIT_WRONG
+    if rep.errors:
+        print(f"verinet selftest: {len(rep.errors)} engine crash(es)", file=sys.stderr)
+        return EXIT_CRASH
+    return 0
