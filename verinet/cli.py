@@ -1,7 +1,8 @@
 """Command line: ``verinet verify MODEL.onnx PROPERTY.vnnlib [--timeout S] [--out FILE]``,
 ``verinet certify [MODEL.onnx] --data FILE --eps E [--radius]`` (see
 :mod:`verinet.cli_certify`) and ``verinet pac [MODEL.onnx] --data FILE --eps E [--radius]``
-(DeepPAC, see :mod:`verinet.cli_pac`).
+(DeepPAC, see :mod:`verinet.cli_pac`); ``verinet selftest`` runs every engine on planted
+counterexamples and their safe twins (:mod:`verinet.cli_selftest`).
 
 Exit codes (documented in the README):
 
@@ -11,7 +12,8 @@ Exit codes (documented in the README):
 2     bad input or usage: missing file, bad option value, shape mismatch
 3     the ONNX model is corrupt or unsupported (every unsupported node listed)
 4     the VNN-LIB property is malformed (with line and column)
-70    a soundness check failed inside verinet (a bug; never reported as a verdict)
+70    a soundness check failed inside verinet (a bug; never reported as a verdict);
+      ``selftest``: some engine answered wrong
 130   interrupted by SIGINT (Ctrl-C); 143: by SIGTERM.  ``verify`` writes ``unknown``
       (``timeout`` once its limit has passed); ``certify``/``pac`` write and print
       every finished sample
