@@ -27,7 +27,7 @@ def test_shipped_engines_have_no_violation(campaign) -> None:
     out = campaign._run_job(0, 12, 7, 1.0)
     assert out["cases"] == 12 and out["violations"] == []
     assert out["counts"]["cases/chain"] + out["counts"]["cases/graph"] == 12
-    assert out["counts"]["cases/graph"] >= 3
+    assert out["counts"]["cases/graph"] >= 1
 
 
 def test_lying_engines_are_caught(campaign, monkeypatch) -> None:
