@@ -252,3 +252,32 @@ def test_a_disk_full_half_way_keeps_every_finished_sample(tmp_path, capsys,
     assert rows == ["0", "1", "2"]  # the sample whose write failed is still shown
     assert [s["index"] for s in json.loads(js.read_text())["samples"]] == [0, 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temp files
+
+
+def test_corrupt_existing_outputs_are_replaced_whole(tmp_path, capsys) -> None:
+    """Existing output files are never read: corrupt ones (binary junk, truncated JSON)
+    are replaced atomically by complete outputs, and a run that fails before its first
+    sample leaves them as they were."""
+    import csv
+    import json
+
+    net, prop = _net_and_prop(tmp_path)
+    res, js, table = tmp_path / "r.txt", tmp_path / "r.json", tmp_path / "r.csv"
+    junk = b"\x00\xff{\"samples\": [ {\"index\": 0, "
+    for p in (res, js, table):
+        p.write_bytes(junk)
+    assert main(["verify", str(net), str(prop), "--timeout", "20", "--out", str(res)]) == 0
+    assert res.read_text() == "unsat\n"
+    assert main(["certify", "--eps", "0.02", "--samples", "2", "--timeout", "5",
+                 "--no-progress", "--out", str(js), "--csv", str(table)]) == 0
+    assert [s["index"] for s in json.loads(js.read_text())["samples"]] == [0, 1]
+    assert [r["index"] for r in csv.DictReader(table.open())] == ["0", "1"]
+    # a failure before the first sample (bad data file) keeps the existing files intact
+    js.write_bytes(junk)
+    capsys.readouterr()
+    code = main(["certify", "--eps", "0.02", "--data", str(tmp_path / "none.csv"),
+                 "--out", str(js)])
+    assert code == 2 and js.read_bytes() == junk
+    # and no temporary file is left anywhere
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "net.onnx", "p.vnnlib", "r.csv", "r.json", "r.txt"]
