@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,16 +97,11 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
 
 
 def _write_json(path: str, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (a temporary file, then a rename)."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, allow_nan=False)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``payload`` to ``path`` atomically (:func:`verinet.report.atomic.atomic_write`:
+    a failure is one line and leaves no temporary file)."""
+    from verinet.report.atomic import atomic_write
+
+    atomic_write(path, json.dumps(payload, indent=1, allow_nan=False))
 
 
 def cmd_clever(args: argparse.Namespace) -> int:
