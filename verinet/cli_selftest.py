@@ -21,25 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from verinet.cliargs import positive_number
+from verinet.cliargs import names, positive_number
 from verinet.types import InputError
 
 log = logging.getLogger("verinet")
 
 EXIT_WRONG, EXIT_CRASH = 70, 1
-
-
-def _names(choices: tuple[str, ...], what: str) -> Any:
-    def parse(text: str) -> tuple[str, ...]:
-        names = tuple(t for t in text.replace(",", " ").split() if t)
-        bad = [n for n in names if n not in choices]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what}(s) {', '.join(bad) or '(none)'}; choose from "
-                f"{', '.join(choices)}")
-        return names
-
-    return parse
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -55,9 +42,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="generator seed (0)")
     p.add_argument("--timeout", type=positive_number, default=5.0,
                    help="seconds per engine and instance (5)")
-    p.add_argument("--engines", type=_names(tuple(ENGINES), "engine"),
+    p.add_argument("--engines", type=names("engine", lambda: ENGINES),
                    help=f"comma list (default: all of {', '.join(ENGINES)})")
-    p.add_argument("--families", type=_names(FAMILIES, "family"), default=FAMILIES,
+    p.add_argument("--families", type=names("family", lambda: FAMILIES), default=FAMILIES,
                    help=f"comma list of network families (default {','.join(FAMILIES)})")
     p.add_argument("--out", help="JSON report (rewritten after every instance)")
     p.add_argument("--csv", help="CSV, one row per engine and instance")

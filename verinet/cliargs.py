@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable, Iterable
 
 
 def number(text: str) -> float:
@@ -30,3 +31,20 @@ def numbers(text: str) -> list[float]:
     if not vals or not all(math.isfinite(v) for v in vals):
         raise argparse.ArgumentTypeError(f"need finite numbers, got {text!r}")
     return vals
+
+
+def names(what: str, choices: Callable[[], Iterable[str]]) -> Callable[[str], tuple[str, ...]]:
+    """A comma- or space-separated list of names from ``choices()`` (called when an option
+    is parsed, so a heavy registry is imported only when the option is given)."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        known = tuple(choices())
+        got = tuple(t for t in text.replace(",", " ").split() if t)
+        bad = [n for n in got if n not in known]
+        if bad or not got:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what}(s) {', '.join(bad) or '(none)'}; choose from "
+                f"{', '.join(known)}")
+        return got
+
+    return parse
