@@ -20,6 +20,7 @@ from onnx.reference import ReferenceEvaluator
 
 from verinet.ir.graph import Network
 from verinet.onnx_import.reference_ops import NEW_OPS
+from verinet.onnx_import.unbatched import is_unbatched
 from verinet.types import Box, InputError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class _InputSpec:
     sample_shape: tuple[int, ...]
     dtype: np.dtype
     fixed_batch: bool
+    unbatched: bool = False  # the model takes one sample ``sample_shape`` without batch axis
 
 
 def _input_spec(model: onnx.ModelProto) -> _InputSpec:
@@ -46,10 +48,12 @@ def _input_spec(model: onnx.ModelProto) -> _InputSpec:
     dims = list(tt.shape.dim)
     if not dims:
         raise ModelError(f"input '{inputs[0].name}' has no batch axis")
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type))
+    if is_unbatched(model):
+        return _InputSpec(inputs[0].name, (int(dims[0].dim_value),), dtype, True, True)
     sample = tuple(int(d.dim_value) for d in dims[1:])
     if any(s <= 0 for s in sample):
         raise ModelError(f"input '{inputs[0].name}' has a non-static per-sample shape")
-    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type))
     fixed = dims[0].HasField("dim_value") and dims[0].dim_value > 0
     return _InputSpec(inputs[0].name, sample, dtype, fixed)
 
@@ -69,7 +73,8 @@ def _batched(run_one: Callable[[np.ndarray], np.ndarray], spec: _InputSpec) -> E
                 return np.asarray(run_one(full), dtype=np.float64).reshape(batch, -1)
             except Exception as e:  # a model may hard-code batch 1 inside: run per sample
                 logger.debug("batched ONNX run failed (%s); running sample by sample", e)
-        ys = [np.asarray(run_one(full[i : i + 1]), dtype=np.float64) for i in range(len(full))]
+        one = (lambda i: full[i]) if spec.unbatched else (lambda i: full[i : i + 1])
+        ys = [np.asarray(run_one(one(i)), dtype=np.float64) for i in range(len(full))]
         return np.concatenate([y.reshape(1, -1) for y in ys])
 
     return run

@@ -17,7 +17,8 @@ from google.protobuf.message import Error as ProtobufError
 from verinet.ir.graph import Network
 from verinet.onnx_import.check import check_equivalence
 from verinet.onnx_import.convert import convert_graph
-from verinet.onnx_import.model_info import infer_shapes, input_shape, logits_model
+from verinet.onnx_import.model_info import infer_shapes, input_shape, logits_model, real_inputs
+from verinet.onnx_import.unbatched import batched_copy, is_unbatched
 from verinet.types import Box, InputError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ def import_model(model: onnx.ModelProto, *, check: bool = True, n_check_points: 
 
     Steps: ``onnx.checker``; exactly one non-initializer input and one output; batch axis
     fixed to 1 or symbolic (treated as 1); shape inference; constant folding and per-op
-    conversion, collecting every unsupported node into one UnsupportedModelError; then,
+    conversion, collecting every unsupported node into one UnsupportedModelError (a model
+    over one unbatched vector ``[n]`` is converted through its batched copy, see
+    :mod:`verinet.onnx_import.unbatched`); then,
     with ``check``, comparison of the IR with onnxruntime and the reference evaluator on
     the input box centre and ``n_check_points`` random points (ModelError on mismatch).
     """
@@ -77,9 +80,14 @@ def import_model(model: onnx.ModelProto, *, check: bool = True, n_check_points: 
         notes.append(f"opset {opset} is outside the tested range 8..21")
         logger.warning("%s", notes[-1])
     label = name or model.graph.name or "network"
-    shape, shape_notes = input_shape(model)
-    inferred, infer_notes = infer_shapes(model)
-    conversion = convert_graph(model, opset, shape, inferred, label)
+    source = model
+    if is_unbatched(model):  # an input [n] without batch axis: converted over [1, n] rows
+        source = batched_copy(model)
+        notes.append(f"unbatched input '{real_inputs(model.graph)[0].name}': imported "
+                     "over rows [1, n]")
+    shape, shape_notes = input_shape(source)
+    inferred, infer_notes = infer_shapes(source)
+    conversion = convert_graph(source, opset, shape, inferred, label)
     notes += shape_notes + infer_notes + list(conversion.notes)
     onnx_model = model
     if conversion.output_tensor != model.graph.output[0].name:
