@@ -23,6 +23,7 @@ import os
 import time
 
 from verinet.spec.property import Property
+from verinet.spec.query import DeclaredNetwork, Query
 from verinet.spec.vnnlib2_semantics import Normaliser2, is_vnnlib2
 from verinet.spec.vnnlib_build import build_property
 from verinet.spec.vnnlib_errors import Pos, VnnlibError, VnnlibSemanticError, VnnlibSyntaxError
@@ -34,7 +35,9 @@ __all__ = [
     "VnnlibError",
     "VnnlibSemanticError",
     "VnnlibSyntaxError",
+    "parse_query",
     "parse_vnnlib",
+    "read_query",
     "read_vnnlib",
 ]
 
@@ -52,20 +55,38 @@ def parse_vnnlib(
     ``n_inputs`` / ``n_outputs``, when given, must equal the number of declared ``X_i`` /
     ``Y_j``.  ``source`` names the text in error messages.  Terms sharing input bounds
     share one ``Box`` object; identical terms appear once; a term without output atoms has
-    a ``(0, n_outputs)`` halfspace matrix (outputs unconstrained).
+    a ``(0, n_outputs)`` halfspace matrix (outputs unconstrained).  A 2.0 query over
+    several networks gives the property of their composition (see :func:`parse_query`).
     """
+    return parse_query(text, n_inputs, n_outputs, source).property
+
+
+def parse_query(
+    text: str,
+    n_inputs: int | None = None,
+    n_outputs: int | None = None,
+    source: str = "<string>",
+) -> Query:
+    """As :func:`parse_vnnlib`, with the networks the property is over: for a 2.0 query
+    over several networks the property's inputs are the shared input and its outputs the
+    networks' outputs concatenated in declaration order (:mod:`verinet.spec.query`)."""
     start = time.perf_counter()
     exprs, loc = parse(text, source)
     norm = Normaliser2(loc) if is_vnnlib2(exprs) else Normaliser(loc)
     for expr in exprs:
         norm.command(expr)
+    if isinstance(norm, Normaliser2):
+        norm.finish()
     prop = build_property(norm, n_inputs, n_outputs)
+    query = norm.query(prop) if isinstance(norm, Normaliser2) else Query(
+        prop, (DeclaredNetwork("", prop.n_inputs, prop.n_outputs),))
     logger.debug(
-        "%s: %d inputs, %d outputs, %d terms, %d distinct boxes (%.1f ms)",
+        "%s: %d inputs, %d outputs, %d terms, %d distinct boxes, %d network(s) (%.1f ms)",
         source, prop.n_inputs, prop.n_outputs, len(prop.terms),
-        len({id(t.box) for t in prop.terms}), 1e3 * (time.perf_counter() - start),
+        len({id(t.box) for t in prop.terms}), len(query.networks),
+        1e3 * (time.perf_counter() - start),
     )
-    return prop
+    return query
 
 
 def read_vnnlib(
@@ -75,6 +96,13 @@ def read_vnnlib(
 
     Raises :class:`InputError` if the file cannot be read, else as :func:`parse_vnnlib`.
     """
+    return read_query(path, n_inputs, n_outputs).property
+
+
+def read_query(
+    path: str | os.PathLike[str], n_inputs: int | None = None, n_outputs: int | None = None
+) -> Query:
+    """As :func:`read_vnnlib`, with the networks (see :func:`parse_query`)."""
     source = os.fspath(path)
     try:
         opener = gzip.open if source.endswith(".gz") else open
@@ -82,7 +110,7 @@ def read_vnnlib(
             data = f.read()
     except (OSError, EOFError) as e:
         raise InputError(f"cannot read VNN-LIB file {source}: {e}") from e
-    return parse_vnnlib(_decode(data, source), n_inputs, n_outputs, source)
+    return parse_query(_decode(data, source), n_inputs, n_outputs, source)
 
 
 def _decode(data: bytes, source: str) -> str:

@@ -12,9 +12,14 @@ reader's.  ``==`` is equality (``=`` is accepted too, as the standard's prose wr
 Element types: ``real`` (any case) and the ONNX floating types ``float16``, ``float32``,
 ``float64``; verinet reasons over the reals either way, as every VNN-COMP tool does.
 
-Not supported yet, each refused with an error naming it: a second network (``equal-to`` /
-``isomorphic-to`` queries over two networks), ``declare-hidden``, ``!=``, products of two
-variables (as in 1.0), and integer element types.
+Several networks (``(equal-to f)`` / ``(isomorphic-to f)`` or unrelated) are read over
+one shared input with their outputs concatenated in declaration order, when every later
+network's inputs are identified with the first's (:mod:`verinet.spec.vnnlib2_networks`;
+any other relation between their inputs is refused, naming it).  :attr:`Normaliser2.query`
+then describes the networks.
+
+Not supported yet, each refused with an error naming it: ``declare-hidden``, ``!=``,
+products of two variables (as in 1.0), and integer element types.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ import logging
 import math
 import re
 
+from verinet.spec.property import Property
+from verinet.spec.query import DeclaredNetwork, Query
+from verinet.spec.vnnlib2_networks import Identifier, NetworkInfo, TensorDecl
 from verinet.spec.vnnlib_errors import shown
 from verinet.spec.vnnlib_semantics import Normaliser
 from verinet.spec.vnnlib_syntax import Locator, SExpr, SList, Symbol
@@ -52,7 +60,10 @@ class Normaliser2(Normaliser):
         super().__init__(loc)
         self.version: tuple[int, int] | None = None
         self.networks: list[str] = []
+        self.infos: list[NetworkInfo] = []
         self._sizes = {"X": 0, "Y": 0}  # flat elements declared so far
+        self._seen_assert = False
+        self._pending: list[SList] = []  # a multi-network query's asserts, read at finish()
 
     def command(self, expr: SExpr) -> None:
         if isinstance(expr, SList) and expr.items and isinstance(expr.items[0], Symbol):
@@ -68,7 +79,36 @@ class Normaliser2(Normaliser):
                                  "its tensors in (declare-network ...)")
             if name == "assert" and not self.networks:
                 raise self.error(expr.tok, "assert before any (declare-network ...)")
+            if name == "assert":
+                self._seen_assert = True
+                if len(self.networks) > 1:  # identifications first: see finish()
+                    self._pending.append(expr)
+                    return None
         return super().command(expr)
+
+    def finish(self) -> None:
+        """Read a multi-network query's asserts over the shared input (module doc)."""
+        if len(self.infos) < 2:
+            return
+        ident = Identifier(self.loc, self.infos, self.decls.names)
+        rest = ident.split(self._pending)
+        for flat, target in ident.remap().items():
+            for name, var in self.decls.names.items():
+                if var == ("X", flat):
+                    self.decls.names[name] = ("X", target)
+            del self.decls.inputs[flat]
+        for expr in rest:
+            super().command(expr)
+        self._pending = []
+
+    def query(self, prop: Property) -> Query:
+        """``prop`` (built from this normaliser) with the declared networks."""
+        nets = []
+        for info in self.infos:
+            offset = info.outputs[0].offset if info.outputs else 0
+            nets.append(DeclaredNetwork(info.name, prop.n_inputs, info.n_outputs, offset,
+                                        info.relation, info.related))
+        return Query(prop, tuple(nets))
 
     def _version(self, expr: SList, args: tuple[SExpr, ...]) -> None:
         if self.version is not None:
@@ -85,7 +125,7 @@ class Normaliser2(Normaliser):
     # ------------------------------------------------------------------ networks
 
     def _network(self, expr: SList, args: tuple[SExpr, ...]) -> None:
-        if self.asserts:
+        if self._seen_assert:
             raise self.error(expr.tok, "every (declare-network ...) must come before the "
                              "first assert")
         if not args or not isinstance(args[0], Symbol) or not _NAME.fullmatch(args[0].name):
@@ -94,40 +134,64 @@ class Normaliser2(Normaliser):
         name = args[0].name
         if name in self.networks:
             raise self.error(args[0].tok, f"network {shown(name)} declared twice")
-        if self.networks:
-            relation = next((f"{a.items[0].name} {a.items[1].name}" for a in args[1:]
-                             if isinstance(a, SList) and len(a.items) == 2
-                             and isinstance(a.items[0], Symbol)
-                             and isinstance(a.items[1], Symbol)), "")
-            what = f" ({relation})" if relation else ""
-            raise self.error(args[0].tok, f"queries over several networks are not supported "
-                             f"yet: network {shown(name)}{what} after "
-                             f"{shown(self.networks[0])}")
         self.networks.append(name)
-        counts = {"X": 0, "Y": 0}
+        info = NetworkInfo(name, args[0].tok)
+        self.infos.append(info)
         for part in args[1:]:
             if not (isinstance(part, SList) and part.items
                     and isinstance(part.items[0], Symbol)):
                 raise self.error(part.tok, "expected (declare-input ...) or (declare-output ...)")
             head = part.items[0].name
             if head in ("equal-to", "isomorphic-to"):
-                raise self.error(part.tok, f"({head} ...) relates two networks; a single "
-                                 "network has nothing to relate to")
+                self._relation(info, part, head)
+                continue
             if head == "declare-hidden":
                 raise self.error(part.tok, "declare-hidden (constraints on hidden tensors) is "
                                  "not supported")
             if head not in ("declare-input", "declare-output"):
                 raise self.error(part.items[0].tok, f"unknown network item {shown(head)}")
             kind = "X" if head == "declare-input" else "Y"
-            if kind == "X" and counts["Y"]:
+            if kind == "X" and info.outputs:
                 raise self.error(part.tok, "inputs are declared before outputs")
-            self._tensor(part, kind)
-            counts[kind] += 1
-        for kind, what in (("X", "declare-input"), ("Y", "declare-output")):
-            if not counts[kind]:
+            (info.inputs if kind == "X" else info.outputs).append(self._tensor(part, kind))
+        for tensors, what in ((info.inputs, "declare-input"), (info.outputs, "declare-output")):
+            if not tensors:
                 raise self.error(expr.tok, f"network {shown(name)} has no ({what} ...)")
+        if info.related:
+            self._check_related(info, expr.tok)
 
-    def _tensor(self, part: SList, kind: str) -> None:
+    def _relation(self, info: NetworkInfo, part: SList, head: str) -> None:
+        if len(self.infos) == 1:
+            raise self.error(part.tok, f"({head} ...) relates two networks; the first "
+                             "network has nothing to relate to")
+        if info.relation or info.inputs or info.outputs:
+            raise self.error(part.tok, f"({head} ...) must come first in the network, "
+                             "at most once")
+        if len(part.items) != 2 or not isinstance(part.items[1], Symbol):
+            raise self.error(part.tok, f"expected ({head} NETWORK)")
+        other = part.items[1].name
+        target = next((n for n in self.infos[:-1] if n.name == other), None)
+        if target is None:
+            raise self.error(part.items[1].tok, f"({head} ...) names undeclared network "
+                             f"{shown(other)}")
+        if target.relation:
+            raise self.error(part.items[1].tok, f"network {shown(other)} carries a relation "
+                             f"itself ({target.relation} {target.related}); it cannot be "
+                             "referred to")
+        info.relation, info.related = head, other
+
+    def _check_related(self, info: NetworkInfo, tok: int) -> None:
+        """A related network has the input and output shapes of the one it names."""
+        other = next(n for n in self.infos if n.name == info.related)
+        for what, a, b in (("input", info.inputs, other.inputs),
+                           ("output", info.outputs, other.outputs)):
+            if [t.shape for t in a] != [t.shape for t in b]:
+                raise self.error(tok, f"network {shown(info.name)} is {info.relation} "
+                                 f"{shown(other.name)} but its {what} shapes "
+                                 f"{[list(t.shape) for t in a]} differ from "
+                                 f"{[list(t.shape) for t in b]}")
+
+    def _tensor(self, part: SList, kind: str) -> TensorDecl:
         items = part.items[1:]
         if len(items) == 4 and isinstance(items[3], Symbol) and items[3].name == "initialized":
             raise self.error(items[3].tok, "the 'initialized' input option is not supported")
@@ -138,9 +202,6 @@ class Normaliser2(Normaliser):
         assert isinstance(shape_tok, Symbol)
         if not _NAME.fullmatch(var.name):
             raise self.error(var.tok, f"bad tensor name {shown(var.name)}")
-        if var.name in self.decls.names or any(
-                k.startswith(var.name + "[") for k in self.decls.names):
-            raise self.error(var.tok, f"tensor {shown(var.name)} declared twice")
         if dtype.name.lower() != "real" and dtype.name not in FLOAT_TYPES:
             raise self.error(dtype.tok, f"unsupported element type {shown(dtype.name)}; "
                              "expected real or float16/float32/float64")
@@ -149,6 +210,9 @@ class Normaliser2(Normaliser):
             raise self.error(shape_tok.tok, f"bad shape {shown(shape_tok.name)}; expected "
                              "[d1,...,dk] of non-negative integers")
         shape = tuple(int(d) for d in m.group(1).split(",")) if m.group(1) else ()
+        if var.name in self.decls.names or any(
+                k.startswith(var.name + "[") for k in self.decls.names):
+            return self._shared(var, kind, shape)
         size = math.prod(shape)
         if size == 0 or size > MAX_ELEMENTS:
             raise self.error(shape_tok.tok, f"tensor {shown(var.name)} has {size} elements")
@@ -164,3 +228,19 @@ class Normaliser2(Normaliser):
         self._sizes[kind] = offset + size
         logger.debug("%s: %s %s %s %s -> flat %s_%d..%d", self.loc.source, kind, var.name,
                      dtype.name, list(shape), kind, offset, offset + size - 1)
+        return TensorDecl(var.name, shape, offset, size, var.tok)
+
+    def _shared(self, var: Symbol, kind: str, shape: tuple[int, ...]) -> TensorDecl:
+        """A later network's input named like an input of the first network: one tensor
+        shared by both (equal shapes required); any other repeated name is an error."""
+        first = self.infos[0]
+        same = next((t for t in first.inputs if t.name == var.name), None)
+        if kind != "X" or len(self.infos) == 1 or same is None:
+            raise self.error(var.tok, f"tensor {shown(var.name)} declared twice")
+        if same.shape != shape:
+            raise self.error(var.tok, f"input {shown(var.name)} is shared with network "
+                             f"{shown(first.name)} but has shape {list(shape)} here and "
+                             f"{list(same.shape)} there")
+        logger.debug("%s: input %s shared with network %s", self.loc.source, var.name,
+                     first.name)
+        return TensorDecl(var.name, shape, same.offset, same.size, var.tok, shared=True)
