@@ -259,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     violations = [v for part in parts for v in part["violations"]]
     engines: dict[str, dict[str, int]] = {}
     for key, c in sorted(counts.items()):
-        if key.count("/") == 2:
-            name, family, verdict = key.split("/")
+        if not key.startswith("cases/") and key.count("/") >= 2:  # verdict "n/a" has one
+            name, family, verdict = key.split("/", 2)
             engines.setdefault(name, Counter())[f"{family}/{verdict}"] += c
     result = {
         "command": "python3 benchmarks/soundness_campaign.py " + " ".join(
@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "truth": {k: counts[k] for k in ("sat", "unsat", "borderline")},
         "engines": {k: dict(v) for k, v in engines.items()},
         "violations": violations,
+        "counts": dict(sorted(counts.items())),
         "wall_s": round(wall, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
