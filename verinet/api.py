@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +22,15 @@ import numpy as np
 from verinet.certify.result import CertifyReport
 from verinet.ir.graph import Network
 from verinet.spec.property import Property
+from verinet.spec.query import Query
 from verinet.types import Box, InputError, ModelError, PropertyError
 from verinet.verify.deadline import Deadline
 from verinet.verify.portfolio import VerifyOptions
 from verinet.verify.portfolio import verify as _verify
 from verinet.verify.result import VerificationResult
 
-__all__ = ["Model", "load_model", "read_property", "verify", "certify", "VerifyOptions"]
+__all__ = ["Model", "load_model", "load_models", "read_property", "read_query", "verify",
+           "certify", "VerifyOptions"]
 
 
 @dataclass(frozen=True)
@@ -123,13 +125,53 @@ def _normalised_box(box: Box, mean: np.ndarray, std: np.ndarray) -> Box | None:
 
 
 def read_property(path: str | os.PathLike[str], model: Model | None = None) -> Property:
-    """Read a VNN-LIB file; with a model, its dimensions are checked against it."""
-    from verinet.spec.vnnlib import read_vnnlib
-
-    p = _check_file(path, "property")
+    """Read a VNN-LIB file; with a model, its dimensions are checked against it.  A 2.0
+    query over several networks needs all of them: see :func:`read_query` and
+    :func:`load_models`."""
+    query = read_query(path)
     if model is None:
-        return read_vnnlib(p)
-    return read_vnnlib(p, n_inputs=model.n_inputs, n_outputs=model.n_outputs)
+        return query.property
+    if query.multi:
+        raise InputError(
+            f"{path} declares {len(query.networks)} networks ({', '.join(query.names)}); "
+            "load them together with api.load_models (verinet verify MODEL PROPERTY "
+            "--network NAME=PATH)"
+        )
+    prop = query.property
+    if (prop.n_inputs, prop.n_outputs) != (model.n_inputs, model.n_outputs):
+        from verinet.spec.vnnlib import read_vnnlib  # raises, naming the declaration
+
+        return read_vnnlib(path, n_inputs=model.n_inputs, n_outputs=model.n_outputs)
+    return prop
+
+
+def read_query(path: str | os.PathLike[str]) -> Query:
+    """Read a VNN-LIB file with the networks it declares (:class:`Query`): over several
+    networks, its property is over their shared input and concatenated outputs."""
+    from verinet.spec.vnnlib import read_query as _read_query
+
+    return _read_query(_check_file(path, "property"))
+
+
+def load_models(
+    query: Query,
+    paths: Mapping[str, str | os.PathLike[str]],
+    *,
+    mean: Sequence[float] | float | None = None,
+    std: Sequence[float] | float | None = None,
+    check: bool = True,
+) -> Model:
+    """The composed model of a query over several networks: ``paths`` maps each declared
+    network name to its ONNX file; each is imported and checked as by :func:`load_model`,
+    and the IR networks are composed over the shared input (outputs concatenated in
+    declaration order, :mod:`verinet.ir.compose`), as is the ONNX evaluator."""
+    from verinet.multinet import load_composed
+
+    missing = [n for n in query.names if n not in paths]
+    if missing:
+        raise InputError(f"no ONNX file for network(s) {', '.join(map(repr, missing))}")
+    return load_composed(query, paths, mean=mean, std=std, check=check,
+                         input_box=query.property.terms[0].box)
 
 
 def verify(

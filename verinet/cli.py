@@ -35,6 +35,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from verinet.cliargs import network_spec as _network_spec
 from verinet.cliargs import numbers as _floats
 from verinet.cliargs import positive_number as _positive_float
 from verinet.interrupts import EXIT_SIGTERM, exit_code, terminate_raises
@@ -65,8 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify", parents=[common],
                        help="decide a VNN-LIB property (VNN-COMP result format)")
-    v.add_argument("model", help="ONNX model")
+    v.add_argument("model", help="ONNX model (the first declared network of a 2.0 query)")
     v.add_argument("property", help="VNN-LIB property (describes the unsafe set)")
+    v.add_argument("--network", action="append", default=[], type=_network_spec,
+                   metavar="NAME=PATH",
+                   help="ONNX file of a further network declared by a 2.0 query (repeatable)")
     v.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds (default 300)")
     v.add_argument("--out", help="write the VNN-COMP result file here")
     v.add_argument("--mean", type=_floats, help="input normalisation mean (raw input space)")
@@ -188,9 +192,17 @@ def _run_verify(args: argparse.Namespace, start: float) -> Any:
     _set_threads(args.threads)
     # Leave a little room for writing results inside the advertised limit.
     deadline = Deadline(max(0.1, args.timeout - 0.5), start)
-    prop = api.read_property(args.property)
-    model = api.load_model(args.model, mean=args.mean, std=args.std,
-                           check=not args.no_check, input_box=prop.terms[0].box)
+    query = api.read_query(args.property)
+    prop = query.property
+    if query.multi or args.network:
+        from verinet.multinet import network_paths
+
+        paths = network_paths(query, args.model, args.network, args.property)
+        model = api.load_models(query, paths, mean=args.mean, std=args.std,
+                                check=not args.no_check)
+    else:
+        model = api.load_model(args.model, mean=args.mean, std=args.std,
+                               check=not args.no_check, input_box=prop.terms[0].box)
     options = VerifyOptions(complete=args.complete, milp_backend=args.backend,
                             seed=args.seed, star=StarOptions(workers=args.workers))
     return api.verify(model, prop, timeout=args.timeout, options=options, deadline=deadline,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable, Iterable
+
+_NETWORK = re.compile(r"([A-Za-z][A-Za-z0-9_]*)=(.+)")
 
 
 def number(text: str) -> float:
@@ -48,3 +51,12 @@ def names(what: str, choices: Callable[[], Iterable[str]]) -> Callable[[str], tu
         return got
 
     return parse
+
+
+def network_spec(text: str) -> tuple[str, str]:
+    """``--network NAME=PATH``: a network declared by a VNN-LIB 2.0 query and its file."""
+    m = _NETWORK.fullmatch(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH (a declared network name and "
+                                         f"its ONNX file), got {text!r}")
+    return m.group(1), m.group(2)
