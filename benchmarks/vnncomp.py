@@ -4,6 +4,14 @@ Usage::
 
     python benchmarks/vnncomp.py ../shared/vnncomp/manifest.csv [--filter acasxu]
         [--ids ID ...] [--timeout-scale 1.0] [--csv results.csv] [--verify-args "..."]
+    python benchmarks/vnncomp.py ../shared/vnnlib2/manifest_multinet.csv
+
+A manifest names each instance's model in an ``onnx`` column, or (VNN-LIB 2.0 queries over
+several networks) in a ``networks`` column ``f=path;g=path``: the first is the positional
+model, the others go to ``--network NAME=PATH``.  Every ``sat`` witness in the result file
+is replayed on the original ONNX files (onnxruntime, outputs concatenated in declaration
+order) against the property, with tolerance 0; a witness that does not replay makes the
+verdict WRONG.
 
 Each instance runs as its own process (as in the competition), so its wall time includes
 start-up and model loading, and its peak resident memory is read from ``wait4``.  A
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -37,6 +46,7 @@ class Row:
     timeout: float
     expected: str
     abcrown_time: float | None
+    networks: tuple[tuple[str, Path], ...] = ()  # declared name -> file, several networks
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class Outcome:
     peak_mb: float
     exit_code: int
     limit: float  # the --timeout this run was given
+    witness: str = ""  # sat only: "replayed" or why the witness does not replay
 
     @property
     def overrun(self) -> float:
@@ -59,7 +70,9 @@ class Outcome:
 
     @property
     def wrong(self) -> bool:
-        return self.verdict in ("sat", "unsat") and self.verdict != self.row.expected
+        bad_witness = self.verdict == "sat" and self.witness != "replayed"
+        return self.verdict in ("sat", "unsat") and (
+            self.verdict != self.row.expected or bad_witness)
 
 
 def read_manifest(path: Path) -> list[Row]:
@@ -69,10 +82,37 @@ def read_manifest(path: Path) -> list[Row]:
         for r in csv.DictReader(f):
             t = r.get("abcrown_time_s") or ""
             ok = r.get("abcrown_result") == r["expected"]
-            rows.append(Row(r["id"], r["benchmark"], base / r["onnx"], base / r["vnnlib"],
+            nets = tuple((name, base / p) for name, p in (
+                item.split("=", 1) for item in (r.get("networks") or "").split(";") if item))
+            onnx = nets[0][1] if nets else base / r["onnx"]
+            rows.append(Row(r["id"], r["benchmark"], onnx, base / r["vnnlib"],
                             float(r["timeout_s"]), r["expected"],
-                            float(t) if t and ok else None))
+                            float(t) if t and ok else None, nets))
     return rows
+
+
+def replay_witness(row: Row, text: str) -> str:
+    """Replay the ``sat`` result file's X values on the original ONNX file(s): "replayed"
+    if the outputs (concatenated in declaration order) violate the property, else why not."""
+    import numpy as np
+
+    from verinet.onnx_import import load_onnx, onnx_evaluator
+    from verinet.spec.vnnlib import read_query
+
+    values: dict[str, float] = {}
+    for name, v in re.findall(r"\((X_\d+|Y_\d+)\s+(\S+?)\)", text):
+        values[name] = float(v)
+    query = read_query(row.vnnlib)
+    prop = query.property
+    if any(f"X_{i}" not in values for i in range(prop.n_inputs)):
+        return "no witness"
+    x = np.array([values[f"X_{i}"] for i in range(prop.n_inputs)])
+    paths = [p for _, p in row.networks] or [row.onnx]
+    ys = [onnx_evaluator(load_onnx(p, check=False).onnx_model)(x[None])[0] for p in paths]
+    y = np.concatenate(ys)
+    if y.size != prop.n_outputs:
+        return f"{y.size} outputs, property has {prop.n_outputs}"
+    return "replayed" if prop.violated_by(x, y) >= 0 else "does not violate on ONNX"
 
 
 def run_one(row: Row, scale: float, extra: list[str]) -> Outcome:
@@ -81,6 +121,8 @@ def run_one(row: Row, scale: float, extra: list[str]) -> Outcome:
         out = Path(tmp) / "result.txt"
         cmd = [sys.executable, "-m", "verinet.cli", "verify", str(row.onnx), str(row.vnnlib),
                "--timeout", f"{timeout:g}", "--out", str(out), *extra]
+        for name, path in row.networks[1:]:
+            cmd += ["--network", f"{name}={path}"]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
@@ -88,10 +130,12 @@ def run_one(row: Row, scale: float, extra: list[str]) -> Outcome:
         seconds = time.perf_counter() - t0
         code = os.waitstatus_to_exitcode(status)
         err = proc.stderr.read().decode() if proc.stderr else ""
-        verdict = out.read_text().split("\n", 1)[0].strip() if out.exists() else "error"
+        text = out.read_text() if out.exists() else "error"
+        verdict = text.split("\n", 1)[0].strip()
     if code != 0 and err:
         print(f"  [{row.id}] exit {code}: {err.strip().splitlines()[-1]}", file=sys.stderr)
-    return Outcome(row, verdict, seconds, usage.ru_maxrss / 1024.0, code, timeout)
+    witness = replay_witness(row, text) if verdict == "sat" else ""
+    return Outcome(row, verdict, seconds, usage.ru_maxrss / 1024.0, code, timeout, witness)
 
 
 def summarise(outcomes: list[Outcome]) -> str:
@@ -142,21 +186,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.ids:
         rows = [r for r in rows if r.id in set(args.ids)]
     outcomes = []
-    print(f"{'id':<42}{'expected':>9}{'got':>9}{'time_s':>8}{'abcrown':>9}{'MB':>7}  mark")
+    print(f"{'id':<42}{'expected':>9}{'got':>9}{'time_s':>8}{'abcrown':>9}{'MB':>7}  mark"
+          "  witness")
     for row in rows:
         o = run_one(row, args.timeout_scale, shlex.split(args.verify_args))
         outcomes.append(o)
         mark = "WRONG" if o.wrong else ("ok" if o.solved else "-")
         ab = f"{row.abcrown_time:.2f}" if row.abcrown_time is not None else "-"
         print(f"{row.id:<42}{row.expected:>9}{o.verdict:>9}{o.seconds:>8.2f}{ab:>9}"
-              f"{o.peak_mb:>7.0f}  {mark}", flush=True)
+              f"{o.peak_mb:>7.0f}  {mark:<5} {o.witness}", flush=True)
     if args.csv:
         with args.csv.open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["id", "benchmark", "expected", "verdict", "seconds", "peak_mb", "exit"])
+            w.writerow(["id", "benchmark", "expected", "verdict", "seconds", "peak_mb", "exit",
+                        "witness"])
             for o in outcomes:
                 w.writerow([o.row.id, o.row.benchmark, o.row.expected, o.verdict,
-                            f"{o.seconds:.3f}", f"{o.peak_mb:.1f}", o.exit_code])
+                            f"{o.seconds:.3f}", f"{o.peak_mb:.1f}", o.exit_code, o.witness])
     print()
     print(summarise(outcomes))
     return 1 if any(o.wrong for o in outcomes) else 0
