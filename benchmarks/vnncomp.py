@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -92,21 +91,20 @@ def read_manifest(path: Path) -> list[Row]:
 
 
 def replay_witness(row: Row, text: str) -> str:
-    """Replay the ``sat`` result file's X values on the original ONNX file(s): "replayed"
-    if the outputs (concatenated in declaration order) violate the property, else why not."""
+    """Replay the ``sat`` result file's inputs (1.0 or 2.0 form) on the original ONNX
+    file(s): "replayed" if the outputs (concatenated in declaration order) violate the
+    property, else why not."""
     import numpy as np
 
     from verinet.onnx_import import load_onnx, onnx_evaluator
+    from verinet.report.vnncomp import read_witness
     from verinet.spec.vnnlib import read_query
 
-    values: dict[str, float] = {}
-    for name, v in re.findall(r"\((X_\d+|Y_\d+)\s+(\S+?)\)", text):
-        values[name] = float(v)
     query = read_query(row.vnnlib)
     prop = query.property
-    if any(f"X_{i}" not in values for i in range(prop.n_inputs)):
+    x = read_witness(text, query)
+    if x is None:
         return "no witness"
-    x = np.array([values[f"X_{i}"] for i in range(prop.n_inputs)])
     paths = [p for _, p in row.networks] or [row.onnx]
     ys = [onnx_evaluator(load_onnx(p, check=False).onnx_model)(x[None])[0] for p in paths]
     y = np.concatenate(ys)

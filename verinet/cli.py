@@ -126,12 +126,15 @@ def _error_out(args: argparse.Namespace) -> None:
             _write_out(args.out, "error\n")
 
 
-def _watchdog(seconds: float, out: str | None) -> threading.Timer:
-    """Hard stop: if the engine overruns, report ``timeout`` and exit."""
+def _watchdog(seconds: float, out: str | None, read: dict[str, Any]) -> threading.Timer:
+    """Hard stop: if the engine overruns, report ``timeout`` (``timed-out`` for a VNN-LIB
+    2.0 query) and exit."""
 
     def fire() -> None:
+        from verinet.report.vnncomp import verdict_word
+
         try:
-            _write_out(out, "timeout\n")
+            _write_out(out, verdict_word("timeout", read.get("query")) + "\n")
         finally:
             sys.stdout.write("timeout\n")
             sys.stdout.flush()
@@ -158,31 +161,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise InputError(f"--workers must be at least 0, got {args.workers}")
     check_outputs([("--out", args.out)])  # before any work
-    timer = _watchdog(args.timeout * 1.05 + 1.0, args.out)
+    from verinet.report.vnncomp import format_result, verdict_word
+
+    read: dict[str, Any] = {}  # the query, once read (its version names a timeout)
+    timer = _watchdog(args.timeout * 1.05 + 1.0, args.out, read)
     try:
-        result = _run_verify(args, start)
+        result = _run_verify(args, start, read)
     except KeyboardInterrupt:
         # Never a verdict: ``timeout`` once the limit has passed, else ``unknown``.
         elapsed = time.monotonic() - start
-        verdict = "timeout" if elapsed >= args.timeout else "unknown"
+        verdict = verdict_word("timeout" if elapsed >= args.timeout else "unknown",
+                               read.get("query"))
         print(f"{verdict} (interrupted)  [{elapsed:.2f} s]", flush=True)
         with contextlib.suppress(VerinetError):
             _write_out(args.out, verdict + "\n")
         raise
     finally:
         timer.cancel()
-    from verinet.report.vnncomp import format_result
-
     # The verdict is printed first: a failing write cannot hide it.
     detail = f" ({result.reason.value})" if result.vnncomp == "unknown" else ""
     print(f"{result.vnncomp}{detail}  [{result.seconds:.2f} s]", flush=True)
     if result.message:
         log.info("%s", result.message)
-    _write_out(args.out, format_result(result))
+    _write_out(args.out, format_result(result, read.get("query")))
     return EXIT_OK
 
 
-def _run_verify(args: argparse.Namespace, start: float) -> Any:
+def _run_verify(args: argparse.Namespace, start: float, read: dict[str, Any]) -> Any:
     """Load the property and the model and verify (the part an interrupt may cut)."""
     from verinet import api
     from verinet.verify.deadline import Deadline
@@ -193,6 +198,7 @@ def _run_verify(args: argparse.Namespace, start: float) -> Any:
     # Leave a little room for writing results inside the advertised limit.
     deadline = Deadline(max(0.1, args.timeout - 0.5), start)
     query = api.read_query(args.property)
+    read["query"] = query
     prop = query.property
     if query.multi or args.network:
         from verinet.multinet import network_paths

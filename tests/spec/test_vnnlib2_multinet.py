@@ -283,8 +283,12 @@ def test_cli_verify_with_network_writes_the_witness(tmp_path, capsys) -> None:
     code, stdout, err = _cli(capsys, ["verify", str(f), str(prop), "--network", f"g={g}",
                                       "--timeout", "20", "--out", str(out)])
     assert code == 0 and stdout.startswith("sat"), err
-    lines = out.read_text().splitlines()
-    assert lines[0] == "sat" and lines[3].startswith(" (X_2 ") and lines[-1].startswith(" (Y_3 ")
+    lines = out.read_text().splitlines()  # the VNN-LIB 2.0 form, declaration order
+    heads = [i for i, ln in enumerate(lines) if " real [" in ln]
+    assert lines[0] == "sat" and [lines[i] for i in heads] == [
+        "X_f real [3]", "Y_f real [2]", "X_g real [3]", "Y_g real [2]"]
+    assert heads == [1, 5, 8, 12] and len(lines) == 15
+    assert lines[2:5] == lines[9:12]  # X_g is identified with X_f
 
 
 @pytest.mark.parametrize(("args", "match"), [

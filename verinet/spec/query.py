@@ -10,6 +10,7 @@ ordinary rows over that vector.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from verinet.spec.property import Property
@@ -31,15 +32,35 @@ class DeclaredNetwork:
 
 
 @dataclass(frozen=True)
+class QueryVariable:
+    """A declared tensor of a VNN-LIB 2.0 query as a satisfying assignment reports it:
+    ``NAME TYPE [dims]`` and its elements, row-major, taken from the shared input
+    (``kind`` "X") or the concatenated outputs ("Y") from ``offset`` on."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    kind: str
+    offset: int
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
 class Query:
     """``property`` is over the shared input and the concatenated outputs of
-    ``networks`` (declaration order; one unnamed network for VNN-LIB 1.0)."""
+    ``networks`` (declaration order; one unnamed network for VNN-LIB 1.0).
+    ``variables``: a 2.0 query's declared tensors in declaration order (none for 1.0)."""
 
     property: Property
     networks: tuple[DeclaredNetwork, ...]
+    variables: tuple[QueryVariable, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "networks", tuple(self.networks))
+        object.__setattr__(self, "variables", tuple(self.variables))
         if not self.networks:
             raise PropertyError("a query is over at least one network")
         if sum(n.n_outputs for n in self.networks) != self.property.n_outputs:

@@ -41,6 +41,7 @@ class TensorDecl:
     size: int
     tok: int
     shared: bool = False  # an input declared again by name in a later network
+    dtype: str = "Real"   # the element type as declared (reported in 2.0 results)
 
 
 @dataclass

@@ -30,7 +30,7 @@ import math
 import re
 
 from verinet.spec.property import Property
-from verinet.spec.query import DeclaredNetwork, Query
+from verinet.spec.query import DeclaredNetwork, Query, QueryVariable
 from verinet.spec.vnnlib2_networks import Identifier, NetworkInfo, TensorDecl
 from verinet.spec.vnnlib_errors import shown
 from verinet.spec.vnnlib_semantics import Normaliser
@@ -103,12 +103,19 @@ class Normaliser2(Normaliser):
 
     def query(self, prop: Property) -> Query:
         """``prop`` (built from this normaliser) with the declared networks."""
-        nets = []
+        nets, variables = [], []
+        first = self.infos[0].inputs
         for info in self.infos:
             offset = info.outputs[0].offset if info.outputs else 0
             nets.append(DeclaredNetwork(info.name, prop.n_inputs, info.n_outputs, offset,
                                         info.relation, info.related))
-        return Query(prop, tuple(nets))
+            # a later network's j-th input tensor is identified with the first's j-th
+            for j, t in enumerate(info.inputs):
+                variables.append(QueryVariable(t.name, t.dtype, t.shape, "X",
+                                               first[j].offset))
+            variables += [QueryVariable(t.name, t.dtype, t.shape, "Y", t.offset)
+                          for t in info.outputs]
+        return Query(prop, tuple(nets), tuple(variables))
 
     def _version(self, expr: SList, args: tuple[SExpr, ...]) -> None:
         if self.version is not None:
@@ -212,7 +219,7 @@ class Normaliser2(Normaliser):
         shape = tuple(int(d) for d in m.group(1).split(",")) if m.group(1) else ()
         if var.name in self.decls.names or any(
                 k.startswith(var.name + "[") for k in self.decls.names):
-            return self._shared(var, kind, shape)
+            return self._shared(var, kind, shape, dtype.name)
         size = math.prod(shape)
         if size == 0 or size > MAX_ELEMENTS:
             raise self.error(shape_tok.tok, f"tensor {shown(var.name)} has {size} elements")
@@ -228,9 +235,10 @@ class Normaliser2(Normaliser):
         self._sizes[kind] = offset + size
         logger.debug("%s: %s %s %s %s -> flat %s_%d..%d", self.loc.source, kind, var.name,
                      dtype.name, list(shape), kind, offset, offset + size - 1)
-        return TensorDecl(var.name, shape, offset, size, var.tok)
+        return TensorDecl(var.name, shape, offset, size, var.tok, dtype=dtype.name)
 
-    def _shared(self, var: Symbol, kind: str, shape: tuple[int, ...]) -> TensorDecl:
+    def _shared(self, var: Symbol, kind: str, shape: tuple[int, ...],
+                dtype: str) -> TensorDecl:
         """A later network's input named like an input of the first network: one tensor
         shared by both (equal shapes required); any other repeated name is an error."""
         first = self.infos[0]
@@ -243,4 +251,5 @@ class Normaliser2(Normaliser):
                              f"{list(same.shape)} there")
         logger.debug("%s: input %s shared with network %s", self.loc.source, var.name,
                      first.name)
-        return TensorDecl(var.name, shape, same.offset, same.size, var.tok, shared=True)
+        return TensorDecl(var.name, shape, same.offset, same.size, var.tok, shared=True,
+                          dtype=dtype)
