@@ -184,7 +184,6 @@ def _run_job(job: int, cases: int, seed: int, timeout: float) -> dict:
     from verinet.verify.views import ModelViews
 
     torch.set_num_threads(1)
-    logging.getLogger("verinet").setLevel(logging.ERROR)
     counts: Counter[str] = Counter()
     violations: list[dict] = []
     n = [0]
@@ -230,7 +229,10 @@ def _run_job(job: int, cases: int, seed: int, timeout: float) -> dict:
 
 
 def _job(a: tuple[int, int, int, float]) -> dict:
+    """One job's process: its own logging (verinet's warnings off: engines log expected
+    events, such as an unconfirmed candidate, that are not campaign results)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("verinet").setLevel(logging.ERROR)
     return _run_job(*a)
 
 

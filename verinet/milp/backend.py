@@ -285,6 +285,13 @@ class HighsBackend(_StoreBackend):
         self._warm = False  # the last solve left an optimal LP basis
         self._signal: Pending | None = None  # a SIGINT/SIGTERM recorded during a MIP run
         self._h.cbMipInterrupt.subscribe(self._interrupt)
+        # LP solves (simplex or interior point) stop on a recorded signal too
+        self._h.cbSimplexInterrupt.subscribe(self._lp_interrupt)
+        self._h.cbIpmInterrupt.subscribe(self._lp_interrupt)
+
+    def _lp_interrupt(self, event: Any) -> None:
+        """LP callback: stop on a SIGINT/SIGTERM recorded during the run."""
+        event.data_in.user_interrupt = self._signal is not None and bool(self._signal)
 
     def _interrupt(self, event: Any) -> None:
         """MIP callback; the interrupt flag persists across runs, so always write it.  A
@@ -356,18 +363,15 @@ class HighsBackend(_StoreBackend):
         # Re-solving an LP from the previous basis: presolve would only discard it.
         h.setOptionValue("presolve", "off" if is_lp and self._warm else "choose")
         t0 = time.perf_counter()
-        if is_lp:  # no Python runs inside: an interrupt is raised once run() returns
-            h.run()
-        else:
-            # A KeyboardInterrupt raised inside the MIP callback would be swallowed by
-            # HiGHS (an error status, folded into a bound): record the signal instead,
-            # let the callback stop the run, and re-raise it when run() returns.
-            with deferred_signals() as pending:
-                self._signal = pending
-                try:
-                    h.run()
-                finally:
-                    self._signal = None
+        # A KeyboardInterrupt raised inside a callback would be swallowed by HiGHS (an
+        # error status, folded into a bound): record the signal instead, let the MIP or
+        # LP interrupt callback stop the run, and re-raise it when run() returns.
+        with deferred_signals() as pending:
+            self._signal = pending
+            try:
+                h.run()
+            finally:
+                self._signal = None
         seconds = time.perf_counter() - t0
         res = self._result(is_lp, seconds)
         self._warm = is_lp and res.status is SolverStatus.OPTIMAL
