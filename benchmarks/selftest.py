@@ -15,7 +15,6 @@ per-engine table, then planted counterexamples found per engine and family) into
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import subprocess
@@ -96,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s": round(wall, 1)}
     (args.out / "selftest.json").write_text(json.dumps({**meta, **rep.to_json()}, indent=1)
                                             + "\n")
-    with (args.out / "outcomes.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(outcomes[0].__dict__), lineterminator="\n")
-        w.writeheader()
-        w.writerows(o.__dict__ for o in outcomes)
+    (args.out / "outcomes.csv").write_text(rep.csv())
     text = (f"{meta['command']}\n{rep.n_instances} instances, timeout {args.timeout} s per "
             f"engine, {args.jobs} processes, {wall:.0f} s wall\n\n{rep.table()}\n\n"
             f"{_family_table([o.__dict__ for o in outcomes], engines)}\n")

@@ -12,8 +12,6 @@ is finished) and ``--csv`` (one row per engine and instance) record the outcomes
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import sys
@@ -51,20 +49,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--save", metavar="DIR",
                    help="also write each instance's .onnx and .vnnlib into DIR")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
-
-
-def _outcomes_csv(outcomes: Any) -> str:
-    from dataclasses import fields
-
-    from verinet.selftest.run import Outcome
-
-    buf = io.StringIO()
-    names = [f.name for f in fields(Outcome)]
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(names)
-    for o in outcomes:
-        w.writerow([getattr(o, n) for n in names])
-    return buf.getvalue()
 
 
 def _save(directory: Path, inst: Any) -> None:
@@ -114,7 +98,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
                     "families": list(args.families)}
             atomic_write(args.out, json.dumps({**meta, **rep.to_json()}, indent=1) + "\n")
         if args.csv:
-            atomic_write(args.csv, _outcomes_csv(rep.outcomes))
+            atomic_write(args.csv, rep.csv())
 
     try:
         for k, inst in enumerate(instances, 1):

@@ -83,6 +83,7 @@ def _s_lower(unsafe: Halfspaces, lo: np.ndarray, hi: np.ndarray) -> float:
 def _solve_violation(
     problem: MilpProblem, box: Box, unsafe: Halfspaces,
     backend: str, time_limit: float | None, tol: float, early_stop: bool,
+    may_be_empty: bool = False,
 ) -> MilpOutcome:
     t0 = time.perf_counter()
     if unsafe.n_outputs != problem.n_outputs:
@@ -107,7 +108,7 @@ def _solve_violation(
     if early_stop:
         be.set_stop(proved_above=tol, found_below=0.0)
     res = _conservative(be, be.solve())
-    status, cand, viol = _classify(problem, box, unsafe, res, enc.x, tol)
+    status, cand, viol = _classify(problem, box, unsafe, res, enc.x, tol, may_be_empty)
     if not early_stop and res.x is not None:  # min-margin query: report the minimiser
         cand = box.clip(res.x[enc.x])
         viol = float(unsafe.violation(problem.forward(cand)))
@@ -129,11 +130,15 @@ def _conservative(be: MilpBackend, res: SolveResult) -> SolveResult:
 
 
 def _classify(problem: MilpProblem, box: Box, unsafe: Halfspaces, res: SolveResult,
-              xcols: np.ndarray, tol: float) -> tuple[Status, np.ndarray | None, float]:
+              xcols: np.ndarray, tol: float, may_be_empty: bool = False,
+              ) -> tuple[Status, np.ndarray | None, float]:
     bound, obj, x = res.best_bound, res.objective, res.x
     if res.status is SolverStatus.INFEASIBLE:
         # With sound bounds every true (x, f(x)) is feasible: a solver failure (or, for
         # a BaB domain's clamped bounds, an empty domain); never a proof here.
+        (log.debug if may_be_empty else log.warning)(
+            "MILP reported infeasible: not taken as a proof%s",
+            " (the domain may be empty)" if may_be_empty else "")
         return Status.UNKNOWN, None, math.nan
     cand = box.clip(x[xcols]) if x is not None else None
     viol = float(unsafe.violation(problem.forward(cand))) if cand is not None else math.nan
@@ -170,11 +175,8 @@ def check_term(
 ) -> MilpOutcome:
     """:func:`milp_check_term` on any :class:`~verinet.milp.problem.MilpProblem` (the
     chain's or the graph's encoding)."""
-    out = _solve_violation(problem, box, unsafe, backend, time_limit, tol, True)
-    if out.solver_status is SolverStatus.INFEASIBLE:
-        (log.debug if may_be_empty else log.warning)(
-            "MILP reported infeasible: not taken as a proof%s",
-            " (the domain may be empty)" if may_be_empty else "")
+    out = _solve_violation(problem, box, unsafe, backend, time_limit, tol, True,
+                           may_be_empty)
     log.debug("milp term: %s bound=%.6g obj=%.6g (%s, %.2fs)", out.status.value, out.bound,
               out.objective, out.solver_status.value, out.seconds)
     return out
@@ -189,6 +191,4 @@ def milp_min_margin(
     value); ``status`` is classified as in :func:`milp_check_term`."""
     out = _solve_violation(chain_problem(chain, bounds), box, unsafe, backend, time_limit,
                            tol, False)
-    if out.solver_status is SolverStatus.INFEASIBLE:
-        log.warning("MILP reported infeasible: not taken as a proof")
     return out

@@ -48,7 +48,7 @@ def format_result(result: VerificationResult, query: Query | None = None) -> str
         out = ["sat"]
         for v in query.variables:
             vals = (x if v.kind == "X" else np.asarray(y))[v.offset: v.offset + v.size]
-            out.append(f"{v.name} {v.dtype} [{','.join(map(str, v.shape))}]")
+            out.append(v.header)
             out += [_num(e) for e in vals]
         return "\n".join(out) + "\n"
     pairs = [f"(X_{i} {_num(v)})" for i, v in enumerate(np.asarray(cex.x))]
@@ -66,8 +66,7 @@ def read_witness(text: str, query: Query) -> np.ndarray | None:
     n = query.property.n_inputs
     x = np.full(n, np.nan)
     if query.variables:
-        heads = {f"{v.name} {v.dtype} [{','.join(map(str, v.shape))}]": v
-                 for v in query.variables}
+        heads = {v.header: v for v in query.variables}
         k = 1
         while k < len(lines):
             v = heads.get(lines[k].strip())

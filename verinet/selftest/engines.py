@@ -97,8 +97,8 @@ def _chain_bound(kind: str) -> Engine:
     def run(s: Subject, timeout: float) -> Answer:
         from verinet.bounds.alpha import alpha_crown_bounds
         from verinet.bounds.crown import crown_bounds
-        from verinet.bounds.fp import fp_slack
-        from verinet.bounds.interval import interval_bounds
+        from verinet.bounds.interval import affine_interval, interval_bounds
+        from verinet.ir.chain import Affine
 
         t0 = time.perf_counter()
         chain = s.views.chain
@@ -109,10 +109,8 @@ def _chain_bound(kind: str) -> Engine:
             rows = []
             for t in range(len(lo)):
                 lb = interval_bounds(chain, Box(lo[t], hi[t]))
-                ylo, yhi = lb.lower[-1], lb.upper[-1]
-                mid, rad = (ylo + yhi) / 2.0, (yhi - ylo) / 2.0
-                val = A[t] @ mid - np.abs(A[t]) @ rad
-                rows.append(val - fp_slack(np.abs(A[t]) @ np.maximum(abs(ylo), abs(yhi))))
+                spec = Affine(A[t], np.zeros(len(A[t])))
+                rows.append(affine_interval(spec, lb.lower[-1], lb.upper[-1])[0])
             low = np.stack(rows)
         elif kind == "crown":
             low = crown_bounds(chain, lo, hi, A).lower

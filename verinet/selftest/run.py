@@ -15,10 +15,12 @@ Scores, per engine and instance:
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -103,6 +105,15 @@ class SelftestReport:
             lines.append(f"{o.score.upper()}: {o.engine} on {o.instance} ({o.truth}): "
                          f"{o.verdict}; {o.note}")
         return "\n".join(lines)
+
+    def csv(self) -> str:
+        """One row per outcome, the :class:`Outcome` fields as columns."""
+        names = [f.name for f in fields(Outcome)]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(names)
+        w.writerows([getattr(o, n) for n in names] for o in self.outcomes)
+        return buf.getvalue()
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -47,6 +47,11 @@ class QueryVariable:
     def size(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def header(self) -> str:
+        """The line that opens the tensor's values in a result: ``NAME TYPE [d1,...]``."""
+        return f"{self.name} {self.dtype} [{','.join(map(str, self.shape))}]"
+
 
 @dataclass(frozen=True)
 class Query:
