@@ -38,11 +38,12 @@ VERIFY = """
 import sys
 from tests.hard_mip import market_split
 import verinet.cli as cli
+import verinet.cli.verify as verify
 def slow(*a, **k):
     print("solving", file=sys.stderr, flush=True)
     market_split().solve()
     raise SystemExit("the solve was not interrupted")
-cli._run_verify = slow
+verify._run_verify = slow
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -102,12 +103,12 @@ def test_verify_interrupted_after_its_limit_writes_timeout(tmp_path, capsys,
                                                           monkeypatch) -> None:
     res = tmp_path / "res.txt"
     clock = iter([0.0, 10.0, 10.0, 10.0])
-    monkeypatch.setattr("verinet.cli.time.monotonic", lambda: next(clock, 10.0))
+    monkeypatch.setattr("verinet.cli.verify.time.monotonic", lambda: next(clock, 10.0))
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("verinet.cli._run_verify", interrupted)
+    monkeypatch.setattr("verinet.cli.verify._run_verify", interrupted)
     code = main(["verify", "m.onnx", "p.vnnlib", "--timeout", "5", "--out", str(res)])
     out, _ = capsys.readouterr()
     assert code == 130

@@ -190,7 +190,7 @@ def test_version_flag(capsys) -> None:
 
 def test_the_bare_certify_command_computes_ten_bundled_radii() -> None:
     from verinet.cli import parse_args
-    from verinet.cli_samples import eps_and_inputs
+    from verinet.cli.samples import eps_and_inputs
 
     args = parse_args(["certify"])
     eps, _model, data, model_path, _ = eps_and_inputs(args)

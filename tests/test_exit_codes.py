@@ -48,7 +48,7 @@ def _argv(code: int, tmp: Path, net: str, prop: str, mp: pytest.MonkeyPatch) -> 
         def run(*args: object, **kwargs: object) -> None:
             raise raised[code]
 
-        mp.setattr("verinet.cli._run_verify", run)
+        mp.setattr("verinet.cli.verify._run_verify", run)
     if code == 2:
         return ["verify", str(tmp / "missing.onnx"), prop]
     if code == 3:

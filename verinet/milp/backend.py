@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from verinet.interrupts import Pending, deferred_signals
+from verinet.milp import MILP_BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -495,10 +496,12 @@ class PulpBackend(_StoreBackend):
 
 
 def make_backend(name: str = "highs", threads: int = 1) -> MilpBackend:
-    """A fresh, empty backend: ``"highs"`` (default) or ``"pulp"``."""
+    """A fresh, empty backend: ``"highs"`` (default) or ``"pulp"`` (:data:`MILP_BACKENDS`;
+    ``"cbc"`` is accepted for ``"pulp"``)."""
     key = name.lower()
     if key == "highs":
         return HighsBackend(threads)
     if key in ("pulp", "cbc"):
         return PulpBackend(threads)
-    raise ValueError(f"unknown MILP backend {name!r} (use 'highs' or 'pulp')")
+    raise ValueError(f"unknown MILP backend {name!r} "
+                     f"(use {' or '.join(repr(b) for b in MILP_BACKENDS)})")

@@ -33,6 +33,7 @@ import numpy as np
 from verinet.attacks.property_pgd import PgdOptions, property_pgd
 from verinet.ir.chain import Chain
 from verinet.ir.graph import Network
+from verinet.milp import MILP_BACKENDS
 from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property
 from verinet.types import Counterexample, Reason, Status, UnsupportedModelError
@@ -90,7 +91,7 @@ class VerifyOptions:
     def __post_init__(self) -> None:
         if self.complete not in COMPLETE_CHOICES:
             raise ValueError(f"unknown complete strategy {self.complete!r}")
-        if self.milp_backend not in ("highs", "pulp"):
+        if self.milp_backend not in MILP_BACKENDS:
             raise ValueError(f"unknown MILP backend {self.milp_backend!r}")
 
 

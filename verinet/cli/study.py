@@ -18,14 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from verinet.cli_samples import add_layout_option
-from verinet.cliargs import number
+from verinet.cli.options import (
+    add_layout,
+    add_no_check,
+    add_normalisation,
+    add_seed,
+    add_selection,
+    add_threads,
+    number,
+)
 from verinet.types import InputError
 
 log = logging.getLogger("verinet")
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register the ``study`` subcommand."""
     p = sub.add_parser("study", parents=[common],
                        help="compare models: accuracy, attacks, CLEVER, ROBY, certified "
@@ -33,12 +40,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
     p.add_argument("models", nargs="*", help="ONNX models (default: the bundled example)")
     p.add_argument("--names", help="comma-separated model names (default: file stems)")
     p.add_argument("--data", help=".npz (x, y), .npy (label first) or .csv (label first)")
-    p.add_argument("--samples", type=int, help="number of samples (default: all)")
-    p.add_argument("--start", type=int, default=0, help="index of the first sample")
-    p.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
-    p.add_argument("--mean", type=floats, help="input normalisation mean (every model)")
-    p.add_argument("--std", type=floats, help="input normalisation std (every model)")
-    add_layout_option(p)
+    add_selection(p)
+    add_normalisation(p, mean="input normalisation mean (every model)",
+                      std="input normalisation std (every model)")
+    add_layout(p)
     p.add_argument("--eps", type=number, default=0.1,
                    help="L-inf radius of the attack success rates (default 0.1)")
     p.add_argument("--ifgsm-steps", type=int, default=20, help="I-FGSM steps (20)")
@@ -49,13 +54,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
                    help="seconds per sample for certified radii (default 0: skipped)")
     p.add_argument("--pac", action="store_true",
                    help="also DeepPAC radii (paper defaults; needs --certify-timeout)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    add_seed(p, help="random seed (0)")
     p.add_argument("--out", help="JSON report")
     p.add_argument("--csv", help="CSV, one row per model")
     p.add_argument("--plot", help="figure file (.png, .pdf, ...)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
-    p.add_argument("--no-check", action="store_true",
-                   help="skip the IR-vs-ONNX equivalence check on load")
+    add_threads(p)
+    add_no_check(p)
 
 
 def _names(args: argparse.Namespace, paths: list[str]) -> list[str]:

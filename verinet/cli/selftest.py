@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from verinet.cliargs import names, positive_number
+from verinet.cli.options import add_seed, add_threads, names, positive_number
 from verinet.types import InputError
 
 log = logging.getLogger("verinet")
@@ -37,7 +37,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                             "and their safe twins (exit 70 on any wrong answer)")
     p.add_argument("--instances", type=int, default=24,
                    help="number of instances, rounded up to whole sat/unsat twins (24)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed (0)")
+    add_seed(p, help="generator seed (0)")
     p.add_argument("--timeout", type=positive_number, default=5.0,
                    help="seconds per engine and instance (5)")
     p.add_argument("--engines", type=names("engine", lambda: ENGINES),
@@ -48,7 +48,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", help="CSV, one row per engine and instance")
     p.add_argument("--save", metavar="DIR",
                    help="also write each instance's .onnx and .vnnlib into DIR")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
+    add_threads(p)
 
 
 def _save(directory: Path, inst: Any) -> None:

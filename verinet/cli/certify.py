@@ -13,13 +13,13 @@ import logging
 from typing import Any
 
 from verinet.certify import RADIUS_SEARCHES
-from verinet.cli_samples import (
+from verinet.cli.options import add_backend, add_seed, names, number
+from verinet.cli.samples import (
     add_sample_options,
     eps_and_inputs,
     progress,
     run_samples,
 )
-from verinet.cliargs import names, number
 
 log = logging.getLogger("verinet")
 
@@ -29,10 +29,11 @@ def _attacks() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register the ``certify`` subcommand."""
     c = sub.add_parser("certify", parents=[common],
                        help="per-sample robustness sandwich [certified lower, attack upper]")
-    add_sample_options(c, floats, plot_help="PNG of the sandwiches and robust-accuracy curves")
+    add_sample_options(c, plot_help="PNG of the sandwiches and robust-accuracy curves")
     c.add_argument("--eps", type=number, help="L-inf radius to decide (raw input space, 0..1)")
     c.add_argument("--radius", action="store_true",
                    help="compute every sample's radius sandwich (exact when the gap <= tol)")
@@ -47,8 +48,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
                    help="how --radius closes the bracket on high-dimensional models: one "
                         "branch-and-bound tree kept across radii (tree, experimental) or a "
                         "complete verification per bisection probe (default)")
-    c.add_argument("--backend", choices=("highs", "pulp"), default="highs", help="MILP solver")
-    c.add_argument("--seed", type=int, default=0, help="random seed (attacks, sampling)")
+    add_backend(c)
+    add_seed(c, help="random seed (attacks, sampling)")
     c.add_argument("--clever", action="store_true",
                    help="also estimate each correct sample's L-inf CLEVER score (an "
                         "estimate, flagged when above the attack upper bound)")
@@ -59,7 +60,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
                    "counted as certified) next to its sandwich; PAC counterexamples tighten "
                    "the upper bound")
     c.add_argument("--pac-seed", type=int, default=0, help="DeepPAC sampling seed (0)")
-    from verinet.cli_pac import add_pac_options
+    from verinet.cli.pac import add_pac_options
 
     add_pac_options(c, prefix="pac-")
 
@@ -75,7 +76,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
                              search=args.radius_search)
     pac = None
     if args.pac:
-        from verinet.cli_pac import pac_run_from_args
+        from verinet.cli.pac import pac_run_from_args
 
         pac = pac_run_from_args(args, model.network.input_shape, True, "pac-", args.pac_seed)
     clever = None

@@ -16,8 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from verinet.cli_samples import add_layout_option
-from verinet.cliargs import number
+from verinet.cli.options import (
+    add_layout,
+    add_model_and_data,
+    add_no_check,
+    add_normalisation,
+    add_seed,
+    add_selection,
+    add_threads,
+    number,
+)
 from verinet.types import InputError
 
 log = logging.getLogger("verinet")
@@ -33,27 +41,21 @@ def _target(text: str) -> int | str:
             f"target must be a class index or top2, random, least; got {text!r}") from None
 
 
-def _data_options(p: argparse.ArgumentParser, floats: Any) -> None:
-    p.add_argument("model", nargs="?", help="ONNX model (default: the bundled digits MLP)")
-    p.add_argument("--data", help=".npz (x, y), .npy (label first) or .csv (label first); "
-                   "default: the bundled digits samples")
-    p.add_argument("--samples", type=int, help="number of samples (default: all)")
-    p.add_argument("--start", type=int, default=0, help="index of the first sample")
-    p.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
-    p.add_argument("--mean", type=floats, help="input normalisation mean (raw input space)")
-    p.add_argument("--std", type=floats, help="input normalisation std")
-    add_layout_option(p)
+def _data_options(p: argparse.ArgumentParser) -> None:
+    add_model_and_data(p)
+    add_selection(p)
+    add_normalisation(p)
+    add_layout(p)
     p.add_argument("--out", help="JSON report")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
-    p.add_argument("--no-check", action="store_true",
-                   help="skip the IR-vs-ONNX equivalence check on load")
+    add_threads(p)
+    add_no_check(p)
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register the ``clever`` and ``roby`` subcommands."""
     c = sub.add_parser("clever", parents=[common],
                        help="CLEVER estimate of the minimal adversarial distortion (not a bound)")
-    _data_options(c, floats)
+    _data_options(c)
     c.add_argument("--norm", default="inf", choices=("inf", "2", "1"),
                    help="perturbation norm (default inf, as certify's radii)")
     c.add_argument("--target", type=_target,
@@ -64,10 +66,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
                    help="sampling radius R (default: 0.1 inf, 3 L2, 30 L1, the original's)")
     c.add_argument("--pool-factor", type=int,
                    help="ART's scheme: bootstrap the batches from POOL*Ns points")
-    c.add_argument("--seed", type=int, default=1215, help="random seed (1215, the original's)")
+    add_seed(c, help="random seed (1215, the original's)", default=1215)
     r = sub.add_parser("roby", parents=[common],
                        help="ROBY feature-space statistics FSA/FSD/FSC of a labelled set")
-    _data_options(r, floats)
+    _data_options(r)
     r.add_argument("--layer", help="IR node whose values are the features (default: logits)")
     r.add_argument("--normalisation", choices=("joint", "separate"), default="joint",
                    help="min-max over all distances at once (joint, default) or per "

@@ -10,42 +10,33 @@ import logging
 import sys
 from typing import Any
 
-from verinet.cliargs import number
+from verinet.cli.options import (
+    add_layout,
+    add_model_and_data,
+    add_no_check,
+    add_normalisation,
+    add_selection,
+    add_threads,
+)
 from verinet.types import InputError
 
 log = logging.getLogger("verinet")
 
 
-LAYOUT_HELP = ("order of each sample's values in the file: chw (default) = the model's own "
-               "flat input order, taken as is; hwc = (row, col, channel) interleaved, as in "
-               "CIFAR CSVs, reordered to the model's NCHW (1, C, H, W) input")
-
-
-def add_layout_option(c: argparse.ArgumentParser) -> None:
-    """``--layout chw|hwc`` (see :func:`verinet.data.load_samples`)."""
-    c.add_argument("--layout", choices=("chw", "hwc"), default="chw", help=LAYOUT_HELP)
-
-
-def add_sample_options(c: argparse.ArgumentParser, floats: Any, *, mean_help: str = "",
+def add_sample_options(c: argparse.ArgumentParser, *, mean_help: str = "",
                        plot_help: str) -> None:
     """``MODEL``, ``--data``, sample selection, normalisation, outputs and run options."""
-    c.add_argument("model", nargs="?", help="ONNX model (default: the bundled digits MLP)")
-    c.add_argument("--data", help=".npz (x, y), .npy (label first) or .csv (label first); "
-                   "default: the bundled digits samples")
-    c.add_argument("--samples", type=int, help="number of samples (default: all)")
-    c.add_argument("--start", type=int, default=0, help="index of the first sample")
-    c.add_argument("--scale", type=number, help="divide the data by this (255 for pixels)")
-    c.add_argument("--mean", type=floats,
-                   help="input normalisation mean (raw input space; one value, or one per "
-                   "channel, comma separated)" + mean_help)
-    c.add_argument("--std", type=floats, help="input normalisation std (one, or per channel)")
-    add_layout_option(c)
+    add_model_and_data(c)
+    add_selection(c)
+    add_normalisation(c, mean="input normalisation mean (raw input space; one value, or one "
+                      "per channel, comma separated)" + mean_help,
+                      std="input normalisation std (one, or per channel)")
+    add_layout(c)
     c.add_argument("--out", help="JSON report (rewritten after every sample)")
     c.add_argument("--csv", help="CSV report")
     c.add_argument("--plot", help=plot_help)
-    c.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
-    c.add_argument("--no-check", action="store_true",
-                   help="skip the IR-vs-ONNX equivalence check on load")
+    add_threads(c)
+    add_no_check(c)
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

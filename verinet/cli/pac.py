@@ -15,13 +15,14 @@ import argparse
 import logging
 from typing import Any
 
-from verinet.cli_samples import (
+from verinet.cli.options import add_seed
+from verinet.cli.options import number as _float
+from verinet.cli.samples import (
     add_sample_options,
     eps_and_inputs,
     progress,
     run_samples,
 )
-from verinet.cliargs import number as _float
 
 log = logging.getLogger("verinet")
 
@@ -70,14 +71,15 @@ def add_pac_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help="forward passes of the samples (default float32)")
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser, floats: Any) -> None:
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register the ``pac`` subcommand."""
     c = sub.add_parser("pac", parents=[common],
                        help="DeepPAC: PAC-model robustness and the maximum PAC radius")
-    add_sample_options(c, floats, mean_help="; also the PAC features' normalisation",
+    add_sample_options(c, mean_help="; also the PAC features' normalisation",
                        plot_help="PNG of the radii")
     c.add_argument("--eps", type=_float, help="L-inf radius of the PAC verdict (raw, 0..1)")
     c.add_argument("--radius", action="store_true", help="search the maximum PAC radius")
-    c.add_argument("--seed", type=int, default=0, help="sampling seed (default 0, as DeepPAC)")
+    add_seed(c, help="sampling seed (default 0, as DeepPAC)")
     add_pac_options(c)
 
 
