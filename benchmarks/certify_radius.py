@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from verinet import api
     from verinet.certify.engine import CertifyOptions
-    from verinet.certify.run import certify
     from verinet.data import load_samples
+    from verinet.runs.dataset import certify
 
     cfg = dict(PRESETS.get(args.preset, {}))
     if args.model is not None:
@@ -131,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                           search=args.search)
     t0 = time.monotonic()
 
-    def progress(it):
-        for i in it:
-            yield i
-            print(f"  sample {i + 1}/{len(data)} done, {time.monotonic() - t0:.0f} s",
+    def progress(it, total):
+        for k, rep in enumerate(it, 1):
+            yield rep
+            print(f"  sample {rep.index} ({k}/{total}) done, {time.monotonic() - t0:.0f} s",
                   file=sys.stderr)
 
     report = certify(model.network, model.onnx_eval, data.x, data.y, opts,

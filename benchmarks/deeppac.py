@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
     from verinet import api
     from verinet.data import load_samples
     from verinet.pac import FeatureMap, PacOptions, RadiusSearch
-    from verinet.pac.dataset import PacRun, pac_certify
+    from verinet.pac.run import PacRun
+    from verinet.runs.dataset import pac_certify
 
     name = MODELS[args.net][0]
     model = api.load_model(model_file(args.net, args.cache), mean=[MEAN], std=[STD])
@@ -92,15 +93,15 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
                  RadiusSearch(continuous=args.continuous, bracket=args.bracket))
     t0 = time.monotonic()
 
-    def progress(it):
-        for i in it:
-            yield i
-            print(f"  image {data.start + i}: done after {time.monotonic() - t0:.0f} s",
+    def progress(it, total):
+        for k, rep in enumerate(it, 1):
+            yield rep
+            print(f"  image {rep.index} ({k}/{total}): done after {time.monotonic() - t0:.0f} s",
                   file=sys.stderr)
 
     if args.sandwich:
         from verinet.certify.engine import CertifyOptions
-        from verinet.certify.run import certify
+        from verinet.runs.dataset import certify
 
         report = certify(model.network, model.onnx_eval, data.x, data.y,
                          CertifyOptions(radius=True, timeout=args.timeout), indices=data.indices,

@@ -16,9 +16,9 @@ from verinet.certify.bracket import Bracket, Sample, confirm_witness
 from verinet.certify.crown_radius import crown_radius
 from verinet.certify.engine import CertifyOptions, certify_sample
 from verinet.certify.result import SampleReport, SampleStatus, Witness
-from verinet.certify.run import certify
 from verinet.ir.chain import to_chain
 from verinet.onnx_import.check import onnx_evaluator
+from verinet.runs.dataset import certify
 from verinet.types import Box, InputError, Sandwich, SoundnessError
 from verinet.verify.views import ModelViews
 

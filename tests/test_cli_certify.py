@@ -94,27 +94,52 @@ def test_bad_input_is_one_line_and_keeps_results(case: str, tmp_path: Path,
     assert json.loads(out.read_text()) == {"previous": "results"}
 
 
-def test_a_failure_mid_run_keeps_finished_samples(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import verinet.certify.run as R
+def test_a_failing_sample_is_recorded_as_error_and_the_run_goes_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import verinet.runs.sample as R
 
     real = R.certify_sample
-    calls = {"n": 0}
 
-    def flaky(*args, **kwargs):  # the third sample hits an internal error
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def flaky(network, onnx_eval, index, *args, **kwargs):  # the third sample crashes
+        if index == 2:
             raise RuntimeError("solver crashed")
-        return real(*args, **kwargs)
+        return real(network, onnx_eval, index, *args, **kwargs)
 
     monkeypatch.setattr(R, "certify_sample", flaky)
     out = tmp_path / "r.json"
-    rc = main(["certify", "--eps", "0.02", "--samples", "4", "--timeout", "5",
+    rc = main(["certify", "--eps", "0.02", "--samples", "4", "--timeout", "5", "--jobs", "1",
                "--out", str(out), "--no-progress"])
-    assert rc == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("verinet: internal error: RuntimeError: solver crashed")
+    assert rc == 0
+    stdout = capsys.readouterr().out
+    assert "errors             1 sample(s) failed" in stdout
+    d = json.loads(out.read_text())
+    assert [s["index"] for s in d["samples"]] == [0, 1, 2, 3]
+    bad = d["samples"][2]
+    assert (bad["status"], bad["reason"], bad["radius"]) == ("error", "error", None)
+    assert bad["message"] == "RuntimeError: solver crashed"
+    assert d["summary"]["errors"] == 1
+
+
+def test_a_soundness_error_stops_the_run_and_keeps_finished_samples(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import verinet.runs.sample as R
+    from verinet.types import SoundnessError
+
+    real = R.certify_sample
+
+    def buggy(network, onnx_eval, index, *args, **kwargs):  # a bug is never a record
+        if index == 2:
+            raise SoundnessError("lower bound above the witness")
+        return real(network, onnx_eval, index, *args, **kwargs)
+
+    monkeypatch.setattr(R, "certify_sample", buggy)
+    out = tmp_path / "r.json"
+    rc = main(["certify", "--eps", "0.02", "--samples", "4", "--timeout", "5", "--jobs", "1",
+               "--out", str(out), "--no-progress"])
+    assert rc == 70
+    assert "lower bound above the witness" in capsys.readouterr().err
     d = json.loads(out.read_text())
     assert [s["index"] for s in d["samples"]] == [0, 1]
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CERTIFY = """
 import sys
 from tests.hard_mip import market_split
-import verinet.certify.run as run
+import verinet.runs.sample as run
 orig = run.certify_sample
 def slow(network, onnx_eval, index, *a, **k):
     if index >= 1:
@@ -73,7 +73,7 @@ def test_certify_interrupted_in_a_highs_solve_keeps_finished_samples(tmp_path, s
                                                                      code, name) -> None:
     js, cs = tmp_path / "r.json", tmp_path / "r.csv"
     rc, out, err, seconds = _interrupt_when_solving(
-        CERTIFY, ["certify", "--eps", "0.02", "--samples", "5", "--timeout", "5",
+        CERTIFY, ["certify", "--eps", "0.02", "--samples", "5", "--timeout", "5", "--jobs", "1",
                   "--no-progress", "--out", str(js), "--csv", str(cs)], signum)
     assert rc == code, err
     assert seconds < 15.0  # prompt: the MIP alone would run for minutes

@@ -118,7 +118,7 @@ def test_certify_streams_rows_into_a_pipe_and_prints_the_summary_before_the_plot
     plot = tmp_path / "p.png"
     proc = subprocess.Popen(
         [sys.executable, "-m", "verinet.cli", "certify", "--eps", "0.02", "--samples", "12",
-         "--timeout", "5", "--plot", str(plot)],
+         "--timeout", "5", "--jobs", "1", "--plot", str(plot)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     first = [proc.stdout.readline() for _ in range(3)]  # header, rule, first row
@@ -236,14 +236,14 @@ def test_a_disk_full_half_way_keeps_every_finished_sample(tmp_path, capsys,
     calls = {"n": 0}
     real = atomic.atomic_write
 
-    def fill_up(path, text):
+    def fill_up(path, text):  # the disk is full from the third write on
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] >= 3:
             raise InputError(f"cannot write {path}: No space left on device")
         real(path, text)
 
     monkeypatch.setattr("verinet.report.certify.atomic_write", fill_up)
-    code = main(["certify", "--eps", "0.02", "--samples", "5", "--timeout", "5",
+    code = main(["certify", "--eps", "0.02", "--samples", "5", "--timeout", "5", "--jobs", "1",
                  "--no-progress", "--out", str(js)])
     out, err = capsys.readouterr()
     assert code == 2

@@ -15,10 +15,10 @@ from tests.nets import relu_network, relu_onnx
 from tests.test_report_certify import _check_schema
 from verinet.certify.engine import CertifyOptions
 from verinet.certify.result import CertifyReport, PacComparison, SampleReport, SampleStatus
-from verinet.certify.run import with_pac
 from verinet.onnx_import.check import onnx_evaluator
 from verinet.pac import FeatureMap, PacCheck, PacOptions, PacRecord, PacVerdict, RadiusSearch
-from verinet.pac.dataset import PacRun
+from verinet.pac.run import PacRun
+from verinet.runs.sample import with_pac
 from verinet.types import Counterexample, Reason, Sandwich, SoundnessError
 
 OPTS = PacOptions(epsilon=0.1, eta=0.01, k1=300, k2=400)

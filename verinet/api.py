@@ -214,7 +214,7 @@ def certify(
     keyword options are those of :class:`verinet.certify.engine.CertifyOptions`;
     ``threads`` as in :func:`verify`."""
     from verinet.certify.engine import CertifyOptions
-    from verinet.certify.run import certify as _certify
+    from verinet.runs.dataset import certify as _certify
 
     opts = CertifyOptions(eps=eps, radius=radius, timeout=timeout, **options)  # type: ignore[arg-type]
     with torch_threads(threads):

@@ -185,6 +185,7 @@ class Reason(enum.Enum):
     WITNESS_UNCONFIRMED = "candidate witness failed replay"
     INCOMPLETE = "incomplete methods were inconclusive"
     SOLVER_ERROR = "solver failure"
+    ERROR = "error"  # the work itself failed (an exception, a worker that died): see message
 
 
 class Guarantee(enum.Enum):

@@ -30,6 +30,7 @@ class SampleStatus(enum.Enum):
     UNKNOWN = "unknown"              # neither; see the reason
     MISCLASSIFIED = "misclassified"  # the clean sample is already misclassified
     NOT_ASKED = "not-asked"          # no eps was given (radius-only run)
+    ERROR = "error"                  # the sample's work failed (the message says why)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class Summary:
     falsified: int | None
     unknown: int | None
     exact_radii: int
+    errors: int = 0
 
     @property
     def clean_accuracy(self) -> float:
@@ -209,11 +211,13 @@ class CertifyReport:
         s = self.samples
         correct = sum(r.correct for r in s)
         exact = sum(r.exact for r in s)
-        if self.eps is None:
-            return Summary(len(s), correct, None, None, None, exact)
         count = {st: sum(r.status is st for r in s) for st in SampleStatus}
+        errors = count[SampleStatus.ERROR]
+        if self.eps is None:
+            return Summary(len(s), correct, None, None, None, exact, errors)
         return Summary(len(s), correct, count[SampleStatus.VERIFIED],
-                       count[SampleStatus.FALSIFIED], count[SampleStatus.UNKNOWN], exact)
+                       count[SampleStatus.FALSIFIED], count[SampleStatus.UNKNOWN], exact,
+                       errors)
 
     def pac_comparison(self) -> PacComparison | None:
         """PAC radii against the sandwiches (None when DeepPAC did not run)."""

@@ -57,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from verinet import __version__
-    from verinet.cli import certify, estimate, pac, selftest, study, verify
+    from verinet.cli import certify, estimate, pac, records, selftest, study, verify
 
     p = _Parser(prog="verinet", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"verinet {__version__}")
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     pac.add_parser(sub, common)
     study.add_parser(sub, common)
     selftest.add_parser(sub, common)
+    records.add_parsers(sub, common)
     return p
 
 
@@ -134,6 +135,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         set_threads(args.threads)
         return cmd_study(args)
+    if args.command in ("report", "merge"):
+        from verinet.cli import records
+
+        return records.cmd_report(args) if args.command == "report" else records.cmd_merge(args)
     if args.command == "selftest":
         from verinet.cli.selftest import cmd_selftest
 

@@ -17,8 +17,7 @@ from verinet.cli.options import add_backend, add_seed, names, number
 from verinet.cli.samples import (
     add_sample_options,
     eps_and_inputs,
-    progress,
-    run_samples,
+    run_job,
 )
 
 log = logging.getLogger("verinet")
@@ -67,7 +66,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_certify(args: argparse.Namespace) -> int:
     from verinet.certify.engine import CertifyOptions
-    from verinet.certify.run import certify
+    from verinet.runs.sample import SampleJob
 
     eps, model, data, model_path, data_path = eps_and_inputs(args)
     options = CertifyOptions(eps=eps, radius=args.radius, timeout=args.timeout,
@@ -84,7 +83,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
         from verinet.estimates.clever import CleverOptions
 
         clever = CleverOptions(nb_batches=args.clever_batches, batch_size=args.clever_batch_size)
-    return run_samples(args, pac is not None, lambda sink: certify(
-        model.network, model.onnx_eval, data.x, data.y, options, model_name=model_path,
-        data_name=data_path, indices=data.indices, on_sample=sink,
-        progress=progress(args, len(data), "certify"), pac=pac, clever=clever))
+    job = SampleJob("certify", certify=options, pac=pac, clever=clever)
+    # A worker past twice its budget (and a minute) is stuck: kill it, run the sample again.
+    return run_job(args, job, model, data, model_path, data_path,
+                   default_task_timeout=2.0 * options.timeout + 60.0)

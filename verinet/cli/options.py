@@ -101,6 +101,14 @@ def add_layout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=("chw", "hwc"), default="chw", help=LAYOUT_HELP)
 
 
+def add_outputs(p: argparse.ArgumentParser, *, out: str, plot: str) -> None:
+    """The report outputs ``--out`` (JSON), ``--csv`` and ``--plot`` (PNG), checked before
+    any work by :func:`verinet.report.paths.check_outputs`."""
+    p.add_argument("--out", help=out)
+    p.add_argument("--csv", help="CSV report")
+    p.add_argument("--plot", help=plot)
+
+
 def add_backend(p: argparse.ArgumentParser) -> None:
     """``--backend``: the MILP solver (:data:`verinet.milp.MILP_BACKENDS`)."""
     from verinet.milp import MILP_BACKENDS

@@ -20,8 +20,7 @@ from verinet.cli.options import number as _float
 from verinet.cli.samples import (
     add_sample_options,
     eps_and_inputs,
-    progress,
-    run_samples,
+    run_job,
 )
 
 log = logging.getLogger("verinet")
@@ -85,9 +84,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def pac_run_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], radius: bool,
                       prefix: str = "", seed: int | None = None) -> Any:
-    """The :class:`~verinet.pac.dataset.PacRun` the options describe."""
+    """The :class:`~verinet.pac.run.PacRun` the options describe."""
     from verinet.pac import FeatureMap, PacOptions, RadiusSearch
-    from verinet.pac.dataset import PacRun
+    from verinet.pac.run import PacRun
 
     def opt(name: str) -> Any:
         return getattr(args, prefix.replace("-", "_") + name)
@@ -103,11 +102,9 @@ def pac_run_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], ra
 
 
 def cmd_pac(args: argparse.Namespace) -> int:
-    from verinet.pac.dataset import pac_certify
+    from verinet.runs.sample import SampleJob
 
     eps, model, data, model_path, data_path = eps_and_inputs(args)
     run = pac_run_from_args(args, model.network.input_shape, args.radius)
-    return run_samples(args, True, lambda sink: pac_certify(
-        model.network, model.onnx_eval, data.x, data.y, run.options, run.features, eps=eps,
-        search=run.search, model_name=model_path, data_name=data_path, indices=data.indices,
-        on_sample=sink, progress=progress(args, len(data), "pac")))
+    job = SampleJob("pac", pac=run, pac_eps=eps)
+    return run_job(args, job, model, data, model_path, data_path)

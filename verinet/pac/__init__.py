@@ -6,7 +6,8 @@ LPs go through HiGHS (scipy) or a dense interior point method.  Modules:
 (ball, samples, features, forward passes), :mod:`~verinet.pac.learn` (the three phases),
 :mod:`~verinet.pac.chebyshev` (the LP fits), :mod:`~verinet.pac.verdict` (one verdict),
 :mod:`~verinet.pac.search` (the maximum radius), :mod:`~verinet.pac.result` (types),
-:mod:`~verinet.pac.dataset` (a whole data file, as a certify report).
+:mod:`~verinet.pac.run` (what runs per sample of a data file; the loop is in
+:mod:`verinet.runs`).
 
 What a verdict guarantees
 -------------------------

@@ -4,7 +4,7 @@ JSON layout (draft 2020-12 schema in ``certify_schema.json``)::
 
     {"verinet": version, "model", "data", "eps", "tolerance", "seed", "settings", "seconds",
      "summary": {n, correct, clean_accuracy, verified, falsified, unknown,
-                 certified_accuracy, empirical_accuracy, exact_radii},
+                 certified_accuracy, empirical_accuracy, exact_radii, errors},
      "curves": {"eps": [...], "certified": [...], "empirical": [...]},
      "samples": [{index, label, predicted, status, reason, eps, radius, witness, seconds,
                   timings, message}, ...],
@@ -128,7 +128,7 @@ def _radius_dict(r: SampleReport) -> dict[str, Any] | None:
 
 
 def _floats(a: np.ndarray | None) -> list[float] | None:
-    return None if a is None else [float(v) for v in a]
+    return None if a is None else np.asarray(a, dtype=np.float64).reshape(-1).tolist()
 
 
 def _check_dict(c: PacCheck) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def _sample_dict(r: SampleReport) -> dict[str, Any]:
         "radius": _radius_dict(r),
         "witness": None if w is None else {
             "distance": float(w.distance), "predicted": w.predicted, "method": w.method,
-            "x": [float(v) for v in w.x]},
+            "x": np.asarray(w.x, dtype=np.float64).tolist()},
         "seconds": float(r.seconds), "timings": {k: float(t) for k, t in r.timings},
         "attacks": {k: _num(v) for k, v in r.attacks},
         "message": r.message,
@@ -201,6 +201,7 @@ def report_to_dict(report: CertifyReport) -> dict[str, Any]:
             "verified": s.verified, "falsified": s.falsified, "unknown": s.unknown,
             "certified_accuracy": _num(s.certified_accuracy),
             "empirical_accuracy": _num(s.empirical_accuracy), "exact_radii": s.exact_radii,
+            "errors": s.errors,
         },
         "curves": {"eps": grid.tolist(), "certified": cert.tolist(), "empirical": emp.tolist()},
         "samples": [_sample_dict(r) for r in report.samples],
@@ -355,6 +356,9 @@ def _summary_lines(report: CertifyReport) -> list[str]:
         lines.append(f"median radius      [{lo:.4g}, {hi:.4g}] over {len(radii)} correct samples")
     lines += [f"exact radii        {_share(s.exact_radii, s.n)} (tolerance {report.tolerance:g})",
               f"time               {report.seconds:.1f} s"]
+    if s.errors:
+        lines.append(f"errors             {s.errors} sample(s) failed (status error: see "
+                     "their messages)")
     return lines + _pac_lines(report) + _clever_lines(report)
 
 

@@ -227,14 +227,14 @@ def _certified(network: Network, onnx_eval: object | None, x: np.ndarray, y: np.
     """The certify sandwich of the correctly classified samples ``x`` of a set of
     ``n_total``; accuracies are shares of the whole set."""
     from verinet.certify.engine import CertifyOptions
-    from verinet.certify.run import certify
+    from verinet.runs.dataset import certify
 
     opts = CertifyOptions(eps=options.eps, radius=True, timeout=options.certify_timeout,
                           seed=options.seed)
     pac = None
     if options.pac:
         from verinet.pac import FeatureMap, PacOptions, RadiusSearch
-        from verinet.pac.dataset import PacRun
+        from verinet.pac.run import PacRun
 
         pac = PacRun(PacOptions(seed=options.seed),
                      FeatureMap.normalisation(None, None, network.input_shape), RadiusSearch())

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
 import traceback
@@ -118,7 +119,10 @@ class WorkerTraceback(Exception):
 
 
 def prepare_worker(searches: list[Search]) -> None:
-    """In the forked child: fresh LP solvers and recording replayers."""
+    """In the forked child: the default SIGTERM action (the parent's handler, whoever
+    installed it, is not the worker's: :meth:`StarPool.close` stops workers with it),
+    fresh LP solvers and recording replayers."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for search in searches:
         search.lp = PolyLp(search.box_lo, search.box_hi)
         search.replayer = Recorder(search)  # type: ignore[assignment]  # worker stand-in
@@ -209,7 +213,10 @@ class StarPool:
         for proc in self._procs:
             proc.terminate()
         for proc in self._procs:
-            proc.join()
+            proc.join(timeout=5.0)
+            if proc.is_alive():  # SIGTERM caught after all: never wait forever
+                proc.kill()
+                proc.join()
         for conn in self._conns:
             conn.close()
 

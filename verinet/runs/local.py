@@ -1,0 +1,214 @@
+"""``--jobs N``: samples in N local worker processes.
+
+Each worker is a fresh (spawned) process that loads and checks the model once, sets its
+own torch thread budget, and then runs one sample at a time, sent over its own pipe.  The
+driver waits on every pipe and every process sentinel at once, so it always knows which
+sample a worker held when it died (killed, out of memory): only that sample is lost, it
+is run again once, and if it kills its worker a second time it is recorded as ``error``
+with the reason while the run goes on.  A sample that runs past the per-task limit has
+its worker killed (the same path).  A :class:`~verinet.types.SoundnessError` in a worker
+stops the run (a bug is never recorded as a result).
+
+Workers ignore SIGINT (Ctrl-C reaches the whole process group): the driver handles it,
+stops them and keeps every finished sample.  A worker whose driver is gone sees its pipe
+close and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from verinet.certify.result import SampleReport
+from verinet.runs.sample import Item, SampleJob, SampleRunner
+from verinet.runs.source import ModelSource
+from verinet.types import InputError, SoundnessError
+
+log = logging.getLogger(__name__)
+
+#: How often a sample may kill its worker before it is recorded as ``error``.
+MAX_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class Died:
+    """A sample whose worker died on every attempt (``reason`` of the last)."""
+
+    item: Item
+    reason: str
+
+
+def worker_main(conn: Connection, source: ModelSource, job: SampleJob, threads: int,
+                log_level: int) -> None:
+    """A worker process: load the model, then run samples until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        model = source.load()
+        runner = SampleRunner(model.network, model.onnx_eval)
+    except Exception as e:  # noqa: BLE001 -- reported to the driver, which stops
+        conn.send(("failed", " ".join(f"{type(e).__name__}: {e}".split())))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            item = conn.recv()
+        except (EOFError, OSError):
+            return
+        if item is None:
+            return
+        try:
+            msg: tuple[str, Any] = ("done", runner.attempt(job, item))
+        except SoundnessError as e:
+            msg = ("soundness", str(e))
+        try:
+            conn.send(msg)
+        except (BrokenPipeError, OSError):
+            return
+
+
+@dataclass
+class _Slot:
+    proc: Any
+    conn: Connection
+    ready: bool = False
+    item: Item | None = None
+    started: float = 0.0
+    killed_for: str = ""
+    spawned: float = field(default_factory=time.monotonic)
+
+
+class LocalPool:
+    """N worker processes running :class:`SampleJob` on items (module doc).
+    ``task_timeout``: seconds one sample may take before its worker is killed (None: no
+    limit)."""
+
+    def __init__(self, source: ModelSource, job: SampleJob, jobs: int, threads: int = 1,
+                 task_timeout: float | None = None) -> None:
+        if jobs < 1:
+            raise InputError(f"--jobs must be at least 1, got {jobs}")
+        self.source, self.job, self.jobs, self.threads = source, job, jobs, threads
+        self.task_timeout = task_timeout
+        self._ctx = mp.get_context("spawn")
+        self._slots: list[_Slot] = []
+
+    def _spawn(self) -> _Slot:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=worker_main, name="verinet-worker", daemon=True,
+            args=(child, self.source, self.job, self.threads, logging.getLogger().level))
+        proc.start()
+        child.close()
+        return _Slot(proc, parent)
+
+    def run(self, items: list[Item]) -> Iterator[SampleReport | Died]:
+        """Every item's report (or :class:`Died`), in the order they finish."""
+        queue = deque(items)
+        attempts: dict[int, int] = {}
+        try:
+            self._slots = [self._spawn() for _ in range(min(self.jobs, len(items)))]
+            busy = 0
+            while queue or busy:
+                for s in self._slots:
+                    if s.ready and s.item is None and queue:
+                        s.item, s.started = queue.popleft(), time.monotonic()
+                        busy += 1
+                        try:
+                            s.conn.send(s.item)
+                        except (BrokenPipeError, OSError):
+                            pass  # it just died: its sentinel says so below
+                timeout = self._next_deadline()
+                ready = wait([s.conn for s in self._slots] + [s.proc.sentinel
+                                                              for s in self._slots], timeout)
+                for i, s in enumerate(self._slots):
+                    if s.conn in ready or s.conn.poll():
+                        try:
+                            kind, payload = s.conn.recv()
+                        except (EOFError, OSError):
+                            kind, payload = "eof", None
+                        if kind == "ready":
+                            s.ready = True
+                            continue
+                        if kind == "failed":
+                            raise InputError(f"a worker could not load the model: {payload}")
+                        if kind == "soundness":
+                            raise SoundnessError(payload)
+                        if kind == "done":
+                            s.item = None
+                            busy -= 1
+                            yield payload
+                            continue
+                    if s.proc.sentinel in ready or not s.proc.is_alive():
+                        out = self._died(i, attempts, queue)
+                        if s.item is not None:
+                            busy -= 1
+                        if out is not None:
+                            yield out
+                self._enforce_timeouts()
+        finally:
+            self.close()
+
+    def _next_deadline(self) -> float:
+        if self.task_timeout is None:
+            return 5.0
+        now = time.monotonic()
+        left = [s.started + self.task_timeout - now for s in self._slots if s.item is not None]
+        return max(0.05, min(left + [5.0]))
+
+    def _enforce_timeouts(self) -> None:
+        if self.task_timeout is None:
+            return
+        now = time.monotonic()
+        for s in self._slots:
+            if s.item is not None and not s.killed_for and now - s.started > self.task_timeout:
+                s.killed_for = f"it ran past the task timeout of {self.task_timeout:g} s"
+                log.warning("sample %d: killing its worker (%s)", s.item.index, s.killed_for)
+                s.proc.kill()
+
+    def _died(self, i: int, attempts: dict[int, int], queue: deque[Item]) -> Died | None:
+        """Replace dead worker ``i``; its sample runs again, or is given up (returned)."""
+        s = self._slots[i]
+        s.proc.join(timeout=5)
+        code = s.proc.exitcode
+        reason = s.killed_for or (f"its worker died (signal {-code})" if code is not None
+                                  and code < 0 else f"its worker died (exit code {code})")
+        if not s.ready and s.item is None and not s.killed_for:
+            raise InputError(f"a worker process failed to start ({reason[4:]})")
+        s.conn.close()
+        self._slots[i] = self._spawn()
+        item = s.item
+        if item is None:
+            return None
+        attempts[item.index] = attempts.get(item.index, 0) + 1
+        if attempts[item.index] < MAX_ATTEMPTS:
+            log.warning("sample %d: %s; running it again", item.index, reason)
+            queue.appendleft(item)
+            return None
+        log.warning("sample %d: %s again; recorded as error", item.index, reason)
+        return Died(item, f"{reason} on {attempts[item.index]} attempts")
+
+    def close(self) -> None:
+        """Stop every worker (a graceful end first, then kill)."""
+        for s in self._slots:
+            try:
+                s.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        deadline = time.monotonic() + 2.0
+        for s in self._slots:
+            s.proc.join(timeout=max(0.0, deadline - time.monotonic()))
+            if s.proc.is_alive():
+                s.proc.kill()
+                s.proc.join(timeout=2)
+            s.conn.close()
+        self._slots = []
