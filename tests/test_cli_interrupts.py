@@ -71,15 +71,18 @@ def _interrupt_when_solving(script: str, args: list[str], signum: int
                                                        (signal.SIGTERM, 143, "SIGTERM")])
 def test_certify_interrupted_in_a_highs_solve_keeps_finished_samples(tmp_path, signum,
                                                                      code, name) -> None:
-    js, cs = tmp_path / "r.json", tmp_path / "r.csv"
+    js, cs, rec = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.jsonl"
     rc, out, err, seconds = _interrupt_when_solving(
         CERTIFY, ["certify", "--eps", "0.02", "--samples", "5", "--timeout", "5", "--jobs", "1",
-                  "--no-progress", "--out", str(js), "--csv", str(cs)], signum)
+                  "--no-progress", "--out", str(js), "--csv", str(cs), "--records", str(rec)],
+        signum)
     assert rc == code, err
     assert seconds < 15.0  # prompt: the MIP alone would run for minutes
     assert f"interrupted ({name})" in err and "Traceback" not in err
     samples = json.loads(js.read_text())["samples"]
     assert [s["index"] for s in samples] == [0]
+    lines = rec.read_text().splitlines()  # the header and the finished sample, nothing torn
+    assert [json.loads(ln)["index"] for ln in lines[1:]] == [0]
     with open(cs, newline="") as f:
         assert [r["index"] for r in csv.DictReader(f)] == ["0"]
     rows = [ln for ln in out.splitlines() if ln[:1] == " " and ln.split()[0].isdigit()]
