@@ -24,6 +24,7 @@ import numpy as np
 from verinet.certify.engine import CertifyOptions
 from verinet.certify.result import CertifyReport, SampleReport
 from verinet.estimates.clever import CleverOptions
+from verinet.interrupts import deferred_signals
 from verinet.ir.graph import Network
 from verinet.pac.run import PacRun
 from verinet.pac.sampling import FeatureMap
@@ -161,11 +162,14 @@ def run_dataset(job: SampleJob, network: Network, onnx_eval: OnnxEval | None, x:
     if progress is not None:
         stream = progress(stream, len(items))
     for rep in stream:
-        if records is not None:
-            records.append(rep)
-        done.append(rep)
-        if on_sample is not None:
-            on_sample(report(done))
+        # An interrupt waits until the sample is in the records and in the report given
+        # to on_sample: both always hold the same finished samples.
+        with deferred_signals():
+            if records is not None:
+                records.append(rep)
+            done.append(rep)
+            if on_sample is not None:
+                on_sample(report(done))
     order = {int(idx[p]): k for k, p in enumerate(positions)}
     return report(sorted(done, key=lambda r: order.get(r.index, len(order))))
 
