@@ -94,23 +94,27 @@ def test_bad_input_is_one_line_and_keeps_results(case: str, tmp_path: Path,
     assert json.loads(out.read_text()) == {"previous": "results"}
 
 
-def test_a_failing_sample_is_recorded_as_error_and_the_run_goes_on(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def _sample_2_raises(monkeypatch: pytest.MonkeyPatch, error: Exception, out: Path) -> int:
+    """``certify`` of 4 bundled samples in this process, the third raising ``error``."""
     import verinet.runs.sample as R
 
     real = R.certify_sample
 
-    def flaky(network, onnx_eval, index, *args, **kwargs):  # the third sample crashes
+    def failing(network, onnx_eval, index, *args, **kwargs):
         if index == 2:
-            raise RuntimeError("solver crashed")
+            raise error
         return real(network, onnx_eval, index, *args, **kwargs)
 
-    monkeypatch.setattr(R, "certify_sample", flaky)
+    monkeypatch.setattr(R, "certify_sample", failing)
+    return main(["certify", "--eps", "0.02", "--samples", "4", "--timeout", "5", "--jobs", "1",
+                 "--out", str(out), "--no-progress"])
+
+
+def test_a_failing_sample_is_recorded_as_error_and_the_run_goes_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "r.json"
-    rc = main(["certify", "--eps", "0.02", "--samples", "4", "--timeout", "5", "--jobs", "1",
-               "--out", str(out), "--no-progress"])
-    assert rc == 0
+    assert _sample_2_raises(monkeypatch, RuntimeError("solver crashed"), out) == 0
     stdout = capsys.readouterr().out
     assert "errors             1 sample(s) failed" in stdout
     d = json.loads(out.read_text())
@@ -124,21 +128,11 @@ def test_a_failing_sample_is_recorded_as_error_and_the_run_goes_on(
 def test_a_soundness_error_stops_the_run_and_keeps_finished_samples(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import verinet.runs.sample as R
     from verinet.types import SoundnessError
 
-    real = R.certify_sample
-
-    def buggy(network, onnx_eval, index, *args, **kwargs):  # a bug is never a record
-        if index == 2:
-            raise SoundnessError("lower bound above the witness")
-        return real(network, onnx_eval, index, *args, **kwargs)
-
-    monkeypatch.setattr(R, "certify_sample", buggy)
-    out = tmp_path / "r.json"
-    rc = main(["certify", "--eps", "0.02", "--samples", "4", "--timeout", "5", "--jobs", "1",
-               "--out", str(out), "--no-progress"])
-    assert rc == 70
+    out = tmp_path / "r.json"  # a bug is never a record
+    assert _sample_2_raises(monkeypatch, SoundnessError("lower bound above the witness"),
+                            out) == 70
     assert "lower bound above the witness" in capsys.readouterr().err
     d = json.loads(out.read_text())
     assert [s["index"] for s in d["samples"]] == [0, 1]
