@@ -1,9 +1,7 @@
 """``verinet certify [MODEL.onnx] --data FILE --eps E [--radius] ...``
 
 Without a model (and without ``--data``) it runs on the bundled digits example
-(:mod:`verinet.examples`).  The JSON report (``--out``) is rewritten atomically after
-every sample, so an interruption or a later error keeps what is already computed; a
-failure before the first sample leaves an existing file untouched.
+(:mod:`verinet.examples`).  Outputs, records and workers: :mod:`verinet.cli.samples`.
 """
 
 from __future__ import annotations

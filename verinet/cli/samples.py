@@ -183,12 +183,16 @@ class SampleSink:
                 self._next_write = now + 20.0 * spent
 
     def _rows(self, report: Any) -> str:
-        """The rows not printed yet (after the header, the first time)."""
+        """The rows not printed yet (after the header, the first time).  During the run
+        samples are only ever appended, so the new ones are those past the count printed;
+        the final report (index order) is checked sample by sample."""
         text = "" if self._header else self.table.header()
         self._header = True
-        new = [r for r in report.samples if r.index not in self._printed]
-        self._printed.update(r.index for r in new)
-        return text + "".join(self.table.row(r) for r in new)
+        fresh = report.samples[len(self._printed):]
+        if any(r.index in self._printed for r in fresh):  # reordered: the final report
+            fresh = [r for r in report.samples if r.index not in self._printed]
+        self._printed.update(r.index for r in fresh)
+        return text + "".join(self.table.row(r) for r in fresh)
 
     def _write(self, text: str) -> None:
         if self.args.no_progress:

@@ -187,6 +187,7 @@ def run_header(job: SampleJob, *, model_path: str, mean: object, std: object, da
 
     from verinet import __version__
 
+    settings = dict(job.settings(n_inputs))
     identity = {
         "command": job.command, "verinet": __version__,
         "model_sha256": file_sha256(model_path), "mean": mean, "std": std,
@@ -194,11 +195,11 @@ def run_header(job: SampleJob, *, model_path: str, mean: object, std: object, da
         "indices_sha256": hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()
                                          ).hexdigest(),
         "n": int(len(indices)), "eps": job.eps, "tolerance": job.tolerance, "seed": job.seed,
-        "settings": dict(job.settings(n_inputs)),
+        "settings": settings,
     }
     report = {"model": model_name or model_path, "data": data_name or data_path,
               "eps": job.eps, "tolerance": job.tolerance, "seed": job.seed,
-              "settings": dict(job.settings(n_inputs))}
+              "settings": settings}
     return RecordHeader(identity, report, shard)
 
 

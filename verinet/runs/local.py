@@ -45,6 +45,38 @@ class Died:
     reason: str
 
 
+class Retries:
+    """The retry rule of every pool: a sample whose worker died runs again (first in
+    ``queue``) until it has killed :data:`MAX_ATTEMPTS` workers, then it is given up."""
+
+    def __init__(self, queue: deque[Item]) -> None:
+        self.queue = queue
+        self._lost: dict[int, int] = {}
+
+    def lost(self, item: Item, reason: str) -> Died | None:
+        """``item``'s worker died (``reason``): requeued, or the :class:`Died` to record."""
+        n = self._lost[item.index] = self._lost.get(item.index, 0) + 1
+        if n < MAX_ATTEMPTS:
+            log.warning("sample %d: %s; running it again", item.index, reason)
+            self.queue.appendleft(item)
+            return None
+        log.warning("sample %d: %s again; recorded as error", item.index, reason)
+        return Died(item, f"{reason} on {n} attempts")
+
+
+def timeout_reason(task_timeout: float) -> str:
+    return f"it ran past the task timeout of {task_timeout:g} s"
+
+
+def wait_seconds(task_timeout: float | None, starts: list[float]) -> float:
+    """How long a pool may wait for results before a busy sample's task timeout (at most
+    5 s, so the loop stays responsive)."""
+    if task_timeout is None or not starts:
+        return 5.0
+    now = time.monotonic()
+    return max(0.05, min([t + task_timeout - now for t in starts] + [5.0]))
+
+
 def worker_main(conn: Connection, source: ModelSource, job: SampleJob, threads: int,
                 log_level: int) -> None:
     """A worker process: load the model, then run samples until the pipe closes."""
@@ -114,7 +146,7 @@ class LocalPool:
     def run(self, items: list[Item]) -> Iterator[SampleReport | Died]:
         """Every item's report (or :class:`Died`), in the order they finish."""
         queue = deque(items)
-        attempts: dict[int, int] = {}
+        retries = Retries(queue)
         try:
             self._slots = [self._spawn() for _ in range(min(self.jobs, len(items)))]
             busy = 0
@@ -127,7 +159,8 @@ class LocalPool:
                             s.conn.send(s.item)
                         except (BrokenPipeError, OSError):
                             pass  # it just died: its sentinel says so below
-                timeout = self._next_deadline()
+                timeout = wait_seconds(self.task_timeout, [s.started for s in self._slots
+                                                           if s.item is not None])
                 ready = wait([s.conn for s in self._slots] + [s.proc.sentinel
                                                               for s in self._slots], timeout)
                 for i, s in enumerate(self._slots):
@@ -149,7 +182,7 @@ class LocalPool:
                             yield payload
                             continue
                     if s.proc.sentinel in ready or not s.proc.is_alive():
-                        out = self._died(i, attempts, queue)
+                        out = self._died(i, retries)
                         if s.item is not None:
                             busy -= 1
                         if out is not None:
@@ -158,24 +191,17 @@ class LocalPool:
         finally:
             self.close()
 
-    def _next_deadline(self) -> float:
-        if self.task_timeout is None:
-            return 5.0
-        now = time.monotonic()
-        left = [s.started + self.task_timeout - now for s in self._slots if s.item is not None]
-        return max(0.05, min(left + [5.0]))
-
     def _enforce_timeouts(self) -> None:
         if self.task_timeout is None:
             return
         now = time.monotonic()
         for s in self._slots:
             if s.item is not None and not s.killed_for and now - s.started > self.task_timeout:
-                s.killed_for = f"it ran past the task timeout of {self.task_timeout:g} s"
+                s.killed_for = timeout_reason(self.task_timeout)
                 log.warning("sample %d: killing its worker (%s)", s.item.index, s.killed_for)
                 s.proc.kill()
 
-    def _died(self, i: int, attempts: dict[int, int], queue: deque[Item]) -> Died | None:
+    def _died(self, i: int, retries: Retries) -> Died | None:
         """Replace dead worker ``i``; its sample runs again, or is given up (returned)."""
         s = self._slots[i]
         s.proc.join(timeout=5)
@@ -186,16 +212,7 @@ class LocalPool:
             raise InputError(f"a worker process failed to start ({reason[4:]})")
         s.conn.close()
         self._slots[i] = self._spawn()
-        item = s.item
-        if item is None:
-            return None
-        attempts[item.index] = attempts.get(item.index, 0) + 1
-        if attempts[item.index] < MAX_ATTEMPTS:
-            log.warning("sample %d: %s; running it again", item.index, reason)
-            queue.appendleft(item)
-            return None
-        log.warning("sample %d: %s again; recorded as error", item.index, reason)
-        return Died(item, f"{reason} on {attempts[item.index]} attempts")
+        return None if s.item is None else retries.lost(s.item, reason)
 
     def close(self) -> None:
         """Stop every worker (a graceful end first, then kill)."""

@@ -10,7 +10,7 @@ CPUs (or ``jobs``).  The unit of work is the local backend's: one
 * The driver keeps one sample in flight per actor and waits on all of them.  An actor
   that dies (killed, out of memory, its node lost) costs only its sample: the actor is
   replaced, the sample is run again once, and recorded as ``error`` if it kills its
-  worker a second time (:data:`~verinet.runs.local.MAX_ATTEMPTS`).  A sample past the
+  worker a second time (:class:`~verinet.runs.local.Retries`).  A sample past the
   per-task timeout has its actor killed (the same path).
 * Results come back to the driver, which alone appends to the record file: a resumed
   run works the same whatever ran the samples, and the records equal the local run's.
@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from verinet.certify.result import SampleReport
-from verinet.runs.local import MAX_ATTEMPTS, Died
+from verinet.runs.local import Died, Retries, timeout_reason, wait_seconds
 from verinet.runs.sample import Item, SampleJob, SampleRunner
 from verinet.runs.source import ModelSource
 from verinet.types import InputError, SoundnessError
@@ -139,7 +139,7 @@ class RayPool:
 
             self.actors = [spawn() for _ in range(n)]
             queue = deque(items)
-            attempts: dict[int, int] = {}
+            retries = Retries(queue)
             flight: dict[Any, tuple[int, Item, float]] = {}  # ref -> (actor, item, start)
             idle = list(range(n))
             killed: dict[int, str] = {}
@@ -147,8 +147,9 @@ class RayPool:
                 while idle and queue:
                     a, item = idle.pop(), queue.popleft()
                     flight[self.actors[a].run.remote(item)] = (a, item, time.monotonic())
+                starts = [t for _, _, t in flight.values()]
                 done, _ = ray.wait(list(flight), num_returns=1,
-                                   timeout=self._timeout_left(flight))
+                                   timeout=wait_seconds(self.task_timeout, starts))
                 for ref in done:
                     a, item, _t = flight.pop(ref)
                     try:
@@ -157,14 +158,9 @@ class RayPool:
                         reason = killed.pop(a, "") or f"its Ray worker died ({type(e).__name__})"
                         self.actors[a] = spawn()
                         idle.append(a)
-                        attempts[item.index] = attempts.get(item.index, 0) + 1
-                        if attempts[item.index] < MAX_ATTEMPTS:
-                            log.warning("sample %d: %s; running it again", item.index, reason)
-                            queue.appendleft(item)
-                        else:
-                            log.warning("sample %d: %s again; recorded as error",
-                                        item.index, reason)
-                            yield Died(item, f"{reason} on {attempts[item.index]} attempts")
+                        out = retries.lost(item, reason)
+                        if out is not None:
+                            yield out
                         continue
                     idle.append(a)
                     if kind == "soundness":
@@ -179,13 +175,6 @@ class RayPool:
                 with _handlers_kept():
                     ray.shutdown()
 
-    def _timeout_left(self, flight: dict[Any, tuple[int, Item, float]]) -> float:
-        if self.task_timeout is None or not flight:
-            return 5.0
-        now = time.monotonic()
-        return max(0.05, min([t + self.task_timeout - now for _, _, t in flight.values()]
-                             + [5.0]))
-
     def _enforce_timeouts(self, ray: Any, flight: dict[Any, tuple[int, Item, float]],
                           killed: dict[int, str]) -> None:
         if self.task_timeout is None:
@@ -193,6 +182,6 @@ class RayPool:
         now = time.monotonic()
         for a, item, t in flight.values():
             if a not in killed and now - t > self.task_timeout:
-                killed[a] = f"it ran past the task timeout of {self.task_timeout:g} s"
+                killed[a] = timeout_reason(self.task_timeout)
                 log.warning("sample %d: killing its Ray worker (%s)", item.index, killed[a])
                 ray.kill(self.actors[a])
