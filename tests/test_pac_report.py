@@ -81,12 +81,13 @@ def test_json_schema_round_trip_table(tmp_path: Path) -> None:
     assert "pac" not in d["samples"][4]["radius"] and d["summary"]["verified"] == 0
     assert rc.report_to_dict(rc.read_json(p)) == d
     text = rc.format_table(report)
-    assert text.splitlines()[0].split()[6] == "pac"
+    assert text.splitlines()[0].split()[7] == "pac"
     assert "PAC vs sandwich  inside [lower, upper] 2/4 = 50.0%, above upper 1/4 = 25.0%, " \
         "below lower 1/4 = 25.0%" in text
     assert "at eps           PAC-robust 1, unsafe 0, unknown 1" in text
     rows = rc.format_csv(report).splitlines()
-    assert rows[0].endswith(",pac,pac_at_eps") and rows[1].endswith(",0.04,pac-robust")
+    assert rows[0].endswith(",pac,pac_at_eps,lipschitz")
+    assert rows[1].endswith(",0.04,pac-robust,")
 
 
 def test_plot_with_pac(tmp_path: Path) -> None:

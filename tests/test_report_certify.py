@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 import verinet.report.certify as rc
-from verinet.certify.result import CertifyReport, SampleReport, SampleStatus, Witness
+from verinet.certify.result import (
+    CertifyReport,
+    LipschitzBound,
+    SampleReport,
+    SampleStatus,
+    Witness,
+)
 from verinet.types import Guarantee, InputError, Reason, Sandwich
 
 INF = math.inf
@@ -36,7 +42,8 @@ def _samples(eps: float = 0.03) -> tuple[SampleReport, ...]:
         SampleReport(2, 0, 0, u, Reason.TIMEOUT, eps, Sandwich(0.02, INF, "crown", ""),
                      message="milp timed out"),
         SampleReport(3, 1, 7, m, Reason.NONE, eps, Sandwich(0.0, 0.0, "clean", "clean"), True),
-        SampleReport(4, 9, 9, n, Reason.PROVEN_BY_BOUNDS, eps, Sandwich(0.04, INF, "crown")),
+        SampleReport(4, 9, 9, n, Reason.PROVEN_BY_BOUNDS, eps, Sandwich(0.04, INF, "lipschitz"),
+                     lipschitz=LipschitzBound(0.04, 0.01, 0.05)),
         SampleReport(5, 4, 4, u, Reason.UNSUPPORTED, eps),
     )
 
@@ -250,8 +257,10 @@ def test_csv_rows(tmp_path: Path) -> None:
 def test_table_text() -> None:
     text = rc.format_table(_report())
     lines = text.splitlines()
-    assert lines[0].split() == ["index", "label", "pred", "status", "lower", "upper", "exact",
-                                "by", "seconds", "note"]
+    assert lines[0].split() == ["index", "label", "pred", "status", "lower", "upper",
+                                "lipschitz", "exact", "by", "seconds", "note"]
+    assert "Lipschitz radius   (L-inf, sound) median 0.04 over 1 samples; the lower end on 1" \
+        in text
     assert len([ln for ln in lines if ln.startswith("    ")]) >= 5  # right-aligned indices
     assert "timeout; milp timed out" in text and "milp/pgd" in text and "crown/-" in text
     assert "clean accuracy     5/6 = 83.3%" in text

@@ -104,7 +104,9 @@ def test_model_metrics_ranges(bundled):
     assert mm.certified_accuracy is None  # certify_timeout 0: skipped
     d = mm.as_dict()
     json.dumps(d, allow_nan=False)
-    assert set(d["seconds"]) == {"ifgsm", "cw", "clever", "roby"}
+    assert set(d["seconds"]) == {"ifgsm", "cw", "clever", "lipschitz", "roby"}
+    # sound radii lie below every confirmed adversarial example, so below their mean too
+    assert 0 < mm.lipschitz_mean <= mm.ifgsm_mean_linf
 
 
 def test_certified_sandwich_is_ordered(bundled):

@@ -6,7 +6,10 @@ Stages (each bounded by the sample's deadline; a stage that cannot run is skippe
    exact radius 0 and is not certified.
 2. **attacks** — minimal-norm attacks (DeepFool, FMN, ...) give confirmed witnesses;
    their smallest distance ``U`` is the first upper bound.
-3. **CROWN bisection** — CROWN on a grid of balls below ``U`` (batched): a sound lower bound.
+3. **CROWN bisection** — CROWN on a grid of balls below ``U`` (batched): a sound lower
+   bound; then the **Lipschitz radii** (local gradient bounds on a ball, and the global
+   constant, :mod:`verinet.lipschitz`), sound too, recorded per sample and taken as the
+   lower end when larger.
 4. **verdict at eps** (when an eps is given and the bracket does not decide it) — the
    complete verifier (:func:`verinet.verify.portfolio.verify`) on the robustness
    property at eps.
@@ -33,7 +36,7 @@ import numpy as np
 from verinet.certify import RADIUS_SEARCHES
 from verinet.certify.bracket import Bracket, Sample, confirm_witness
 from verinet.certify.crown_radius import certified_margins, crown_radius
-from verinet.certify.result import SampleReport, SampleStatus, Witness
+from verinet.certify.result import LipschitzBound, SampleReport, SampleStatus, Witness
 from verinet.ir.chain import Chain
 from verinet.ir.graph import Network
 from verinet.spec.property import Property
@@ -122,6 +125,7 @@ class _Ctx:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     attacks: dict[str, float] = field(default_factory=dict)
+    lipschitz: LipschitzBound | None = None
 
     def timed(self, key: str, t0: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + time.monotonic() - t0
@@ -154,6 +158,7 @@ def certify_sample(network: Network, onnx_eval: OnnxEval | None, index: int, x0:
     _attack_stage(ctx)
     if not views.graph.unsupported:
         _crown_stage(ctx)
+        _lipschitz_stage(ctx)
     if options.eps is not None:
         _eps_stage(ctx, options.eps)
     if options.radius:
@@ -259,6 +264,28 @@ def _crown_stage(ctx: _Ctx) -> None:
     if eps > 0:
         ctx.bracket.prove_robust(eps, "crown")
     ctx.timed("crown", t0)
+
+
+def _lipschitz_stage(ctx: _Ctx) -> None:
+    """The sound Lipschitz radii (local bounds on the ball, and the global constant): the
+    larger joins the sandwich as a lower end when it is the largest."""
+    from verinet.lipschitz import lipschitz_radius
+    from verinet.lipschitz.global_bound import global_lipschitz
+    from verinet.lipschitz.radius import point_margins
+
+    t0 = time.monotonic()
+    gm, s = ctx.views.graph, ctx.sample
+    glob = gm.cached(("lipschitz", "linf"), lambda: global_lipschitz(gm, "linf"))
+    top = min(ctx.bracket.upper, s.max_distance)
+    local = lipschitz_radius(gm, s.x0, s.label, top, s.domain, deadline=ctx.deadline)
+    margins = np.asarray(local.margins) if local.margins else point_margins(gm, s.x0, s.label)
+    L = glob.margins(s.label)  # type: ignore[attr-defined]
+    g = float(np.min(np.where(L > 0, margins / np.where(L > 0, L, 1.0), np.inf)))
+    g = min(max(g, 0.0), s.max_distance) if (margins > 0).all() else 0.0
+    ctx.lipschitz = LipschitzBound(local.radius, g, local.ball)
+    if ctx.lipschitz.best > 0:
+        ctx.bracket.prove_lower(ctx.lipschitz.best, "lipschitz")
+    ctx.timed("lipschitz", t0)
 
 
 def _verify_at(ctx: _Ctx, eps: float, fraction: float) -> Status:
@@ -483,4 +510,5 @@ def _report(ctx: _Ctx, index: int, start: float) -> SampleReport:
     predicted = ctx.sample.label  # misclassified samples returned before the stages
     return SampleReport(index, ctx.sample.label, predicted, status, reason, eps, sandwich,
                         exact, w, time.monotonic() - start, tuple(sorted(ctx.timings.items())),
-                        "; ".join(ctx.notes), tuple(ctx.attacks.items()))
+                        "; ".join(ctx.notes), tuple(ctx.attacks.items()),
+                        lipschitz=ctx.lipschitz)

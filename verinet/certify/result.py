@@ -7,7 +7,9 @@ lower bound (or exact), ``upper`` the distance of a confirmed adversarial exampl
 ``inf`` when none was found); constructing it raises ``SoundnessError`` if they cross.
 A DeepPAC record (``pac``) sits beside the sandwich: a PAC radius is an estimate with an
 ``(epsilon, eta)`` guarantee, never a bound, and never counts as certified; so does a
-CLEVER estimate (``clever``), flagged when it exceeds the attack upper bound.
+CLEVER estimate (``clever``), flagged when it exceeds the attack upper bound.  The sound
+Lipschitz radii (``lipschitz``) are lower bounds like the sandwich's own: a witness closer
+than them is a soundness error.
 """
 
 from __future__ import annotations
@@ -62,6 +64,24 @@ class CleverEstimate:
 
 
 @dataclass(frozen=True)
+class LipschitzBound:
+    """The sound Lipschitz radii of one sample (L-inf, raw input units): ``radius`` from
+    local bounds on the margins' gradients over the ball ``ball``
+    (:func:`verinet.lipschitz.lipschitz_radius`), ``global_radius`` from the network's
+    global constant (:func:`verinet.lipschitz.global_bound.global_lipschitz`).  Both are
+    certified lower bounds of the radius; the larger one enters the sandwich when it is
+    the largest lower end."""
+
+    radius: float
+    global_radius: float
+    ball: float
+
+    @property
+    def best(self) -> float:
+        return max(self.radius, self.global_radius)
+
+
+@dataclass(frozen=True)
 class SampleReport:
     """What verinet established about one sample.
 
@@ -89,6 +109,7 @@ class SampleReport:
     attacks: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     pac: PacRecord | None = None
     clever: CleverEstimate | None = None
+    lipschitz: LipschitzBound | None = None
 
     @property
     def clever_exceeds_upper(self) -> bool | None:
@@ -107,6 +128,12 @@ class SampleReport:
                 raise SoundnessError(
                     f"sample {self.index}: a PAC counterexample at distance {d!r} lies below "
                     f"the certified radius {r.lower!r} ({r.lower_by})")
+        lip = self.lipschitz
+        if lip is not None and w is not None and w.distance < lip.best - (0.0 if r is None
+                                                                          else r.tol):
+            raise SoundnessError(
+                f"sample {self.index}: witness at distance {w.distance!r} lies below the "
+                f"Lipschitz radius {lip.best!r}")
         if w is not None and r is not None and w.distance < r.lower - r.tol:
             raise SoundnessError(
                 f"sample {self.index}: witness at distance {w.distance!r} lies below the "

@@ -51,6 +51,7 @@ from verinet import __version__
 from verinet.certify.result import (
     CertifyReport,
     CleverEstimate,
+    LipschitzBound,
     PacComparison,
     SampleReport,
     SampleStatus,
@@ -64,7 +65,7 @@ from verinet.types import Counterexample, Guarantee, InputError, Reason, Sandwic
 SCHEMA_PATH = Path(__file__).with_name("certify_schema.json")
 MAX_CURVE_POINTS = 201
 CSV_COLUMNS = ("index", "label", "predicted", "status", "reason", "eps", "lower", "upper",
-               "lower_by", "upper_by", "exact", "seconds", "pac", "pac_at_eps")
+               "lower_by", "upper_by", "exact", "seconds", "pac", "pac_at_eps", "lipschitz")
 
 
 def load_schema() -> dict[str, Any]:
@@ -173,7 +174,13 @@ def _sample_dict(r: SampleReport) -> dict[str, Any]:
         "seconds": float(r.seconds), "timings": {k: float(t) for k, t in r.timings},
         "attacks": {k: _num(v) for k, v in r.attacks},
         "message": r.message,
-    } | ({} if r.clever is None else {"clever": _clever_dict(r)})
+    } | ({} if r.clever is None else {"clever": _clever_dict(r)}) | (
+        {} if r.lipschitz is None else {"lipschitz": _lipschitz_dict(r.lipschitz)})
+
+
+def _lipschitz_dict(lip: LipschitzBound) -> dict[str, Any]:
+    return {"radius": float(lip.radius), "global_radius": float(lip.global_radius),
+            "ball": float(lip.ball), "norm": "inf", "guarantee": "sound"}
 
 
 def _clever_dict(r: SampleReport) -> dict[str, Any]:
@@ -245,7 +252,9 @@ def _sample_from_dict(d: dict[str, Any]) -> SampleReport:
         None if rd is None else _pac_from_dict(rd.get("pac")),
         None if d.get("clever") is None else CleverEstimate(
             d["clever"]["score"], d["clever"]["target"], d["clever"]["sampling_radius"],
-            d["clever"]["batches"], d["clever"]["batch_size"], d["clever"]["seed"]))
+            d["clever"]["batches"], d["clever"]["batch_size"], d["clever"]["seed"]),
+        None if d.get("lipschitz") is None else LipschitzBound(
+            d["lipschitz"]["radius"], d["lipschitz"]["global_radius"], d["lipschitz"]["ball"]))
 
 
 def report_from_dict(d: dict[str, Any]) -> CertifyReport:
@@ -288,7 +297,8 @@ def _csv_num(v: float | None) -> str:
 def format_csv(report: CertifyReport) -> str:
     """One row per sample with :data:`CSV_COLUMNS`; ``upper`` is ``inf`` when no
     adversarial example was found; ``pac`` is the PAC radius and ``pac_at_eps`` the PAC
-    verdict at eps; empty cells mean "not available"."""
+    verdict at eps; ``lipschitz`` the sound Lipschitz radius (the larger of the local and
+    the global one); empty cells mean "not available"."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
@@ -299,9 +309,10 @@ def format_csv(report: CertifyReport) -> str:
         p = r.pac
         pac = ["", ""] if p is None else [
             _csv_num(p.radius), "" if p.at_eps is None else p.at_eps.verdict.value]
+        lip = "" if r.lipschitz is None else _csv_num(r.lipschitz.best)
         w.writerow([r.index, r.label, r.predicted, r.status.value, r.reason.value,
                     _csv_num(r.eps), *ends, "true" if r.exact else "false",
-                    _csv_num(r.seconds), *pac])
+                    _csv_num(r.seconds), *pac, lip])
     return buf.getvalue()
 
 
@@ -323,11 +334,12 @@ def _row(r: SampleReport, pac: bool = False) -> list[str]:
     notes += [r.message] if r.message else []
     ends = ["-", "-", ""] if s is None else [
         _g(s.lower), _g(s.upper), f"{s.lower_by or '-'}/{s.upper_by or '-'}"]
-    row = [str(r.index), str(r.label), str(r.predicted), r.status.value, ends[0], ends[1],
+    lip = "-" if r.lipschitz is None else _g(r.lipschitz.best)
+    row = [str(r.index), str(r.label), str(r.predicted), r.status.value, ends[0], ends[1], lip,
            "yes" if r.exact else "", ends[2], f"{r.seconds:.2f}", "; ".join(notes)]
     if pac:
         p = r.pac
-        row.insert(6, "-" if p is None or p.radius is None else _g(p.radius))
+        row.insert(7, "-" if p is None or p.radius is None else _g(p.radius))
     return row
 
 
@@ -359,7 +371,18 @@ def _summary_lines(report: CertifyReport) -> list[str]:
     if s.errors:
         lines.append(f"errors             {s.errors} sample(s) failed (status error: see "
                      "their messages)")
-    return lines + _pac_lines(report) + _clever_lines(report)
+    return lines + _pac_lines(report) + _clever_lines(report) + _lipschitz_lines(report)
+
+
+def _lipschitz_lines(report: CertifyReport) -> list[str]:
+    """The sound Lipschitz radii: their median and how often they gave the lower end."""
+    recs = [r for r in report.samples if r.lipschitz is not None]
+    if not recs:
+        return []
+    best = [r.lipschitz.best for r in recs if r.lipschitz is not None]
+    won = sum(r.radius is not None and r.radius.lower_by == "lipschitz" for r in recs)
+    return [f"Lipschitz radius   (L-inf, sound) median {float(np.median(best)):.4g} over "
+            f"{len(recs)} samples; the lower end on {won}"]
 
 
 def _clever_lines(report: CertifyReport) -> list[str]:
@@ -402,12 +425,12 @@ def _pac_lines(report: CertifyReport) -> list[str]:
 
 def _columns(pac: bool) -> tuple[list[str], set[int]]:
     """The table's column names and which of them are text (left-aligned)."""
-    head = ["index", "label", "pred", "status", "lower", "upper", "exact", "by", "seconds",
-            "note"]
+    head = ["index", "label", "pred", "status", "lower", "upper", "lipschitz", "exact", "by",
+            "seconds", "note"]
     if pac:
-        head.insert(6, "pac")
-        return head, {3, 8, 10}
-    return head, {3, 7, 9}
+        head.insert(7, "pac")
+        return head, {3, 9, 11}
+    return head, {3, 8, 10}
 
 
 def _fmt(row: list[str], widths: list[int], left: set[int]) -> str:
@@ -439,15 +462,16 @@ class TableStream:
     column widths (a longer cell widens its own row only), the header before the first
     row, :func:`format_summary` at the end."""
 
-    # minimum widths: index, label, pred, status, lower, upper, [pac,] exact, by, seconds
-    WIDTHS = (5, 5, 4, 13, 10, 10, 5, 22, 7)
+    # minimum widths: index, label, pred, status, lower, upper, lipschitz, [pac,] exact, by,
+    # seconds
+    WIDTHS = (5, 5, 4, 13, 10, 10, 9, 5, 22, 7)
 
     def __init__(self, pac: bool) -> None:
         self.pac = pac
         self.head, self.left = _columns(pac)
         widths = list(self.WIDTHS)
         if pac:
-            widths.insert(6, 10)
+            widths.insert(7, 10)
         self.widths = [max(w, len(h)) for w, h in zip(widths, self.head, strict=False)] + [0]
 
     def header(self) -> str:

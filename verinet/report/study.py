@@ -34,6 +34,7 @@ GUARANTEES = {
     "ifgsm_mean_linf": "empirical (upper bounds on each minimal distortion)",
     "cw_success": "empirical", "cw_mean_l2": "empirical",
     "clever_linf": "estimate (extreme-value theory, not a bound)",
+    "lipschitz_mean": "sound (mean of certified L-inf Lipschitz radii)",
     "roby": "estimate (feature statistics)", "fsa": "estimate", "fsd": "estimate",
     "fsc": "estimate",
     "certified_accuracy": "sound (lower bound on the robust accuracy)",
@@ -45,10 +46,9 @@ GUARANTEES = {
 }
 
 COLUMNS = ("name", "clean_accuracy", "ifgsm_success", "ifgsm_mean_linf", "cw_success",
-           "cw_mean_l2", "clever_linf", "roby", "fsa", "fsd", "fsc", "certified_accuracy",
-           "empirical_accuracy", "certified_mean_lower", "attack_mean_upper", "pac_mean",
-           "pac_inside", "n_samples",
-           "n_correct")
+           "cw_mean_l2", "clever_linf", "lipschitz_mean", "roby", "fsa", "fsd", "fsc",
+           "certified_accuracy", "empirical_accuracy", "certified_mean_lower",
+           "attack_mean_upper", "pac_mean", "pac_inside", "n_samples", "n_correct")
 
 
 def _num(v: Any) -> Any:
@@ -95,17 +95,19 @@ def _fmt(v: Any, pct: bool = False) -> str:
 def format_table(rep: StudyReport) -> str:
     """The per-model table, the transfer matrix, the Pareto front and the correlations."""
     head = (f"{'model':16s} {'clean':>7s} {'IFGSM':>7s} {'IFGSM d':>8s} {'CW':>6s} "
-            f"{'CW L2':>7s} {'CLEVER':>7s} {'ROBY':>6s} {'cert':>7s} {'cert r':>7s} {'PAC r':>7s}")
+            f"{'CW L2':>7s} {'CLEVER':>7s} {'Lip r':>7s} {'ROBY':>6s} {'cert':>7s} "
+            f"{'cert r':>7s} {'PAC r':>7s}")
     lines = [f"I-FGSM success at eps {rep.options.eps:g}; distortions are means of the "
              "smallest found (L-inf for I-FGSM, L2 for C&W); CLEVER (L-inf) and ROBY are "
-             "estimates; cert: certified robust accuracy and mean certified radius; PAC r: mean "
+             "estimates; Lip r: mean sound Lipschitz radius (L-inf); cert: certified robust "
+             "accuracy and mean certified radius; PAC r: mean "
              "DeepPAC radius (an estimate)", head]
     for m in rep.models:
         lines.append(
             f"{m.name[:16]:16s} {_fmt(m.clean_accuracy, True):>7s} "
             f"{_fmt(m.ifgsm_success, True):>7s} {_fmt(m.ifgsm_mean_linf):>8s} "
             f"{_fmt(m.cw_success, True):>6s} {_fmt(m.cw_mean_l2):>7s} "
-            f"{_fmt(m.clever_linf):>7s} {_fmt(m.roby):>6s} "
+            f"{_fmt(m.clever_linf):>7s} {_fmt(m.lipschitz_mean):>7s} {_fmt(m.roby):>6s} "
             f"{_fmt(m.certified_accuracy, True):>7s} {_fmt(m.certified_mean_lower):>7s} "
             f"{_fmt(m.pac_mean):>7s}")
     names = rep.names

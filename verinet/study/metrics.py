@@ -10,6 +10,9 @@ correctly (``n_correct``):
 * **C&W** (L2, unbounded): the success rate and the mean L2 distortion of its
   confirmed adversarial examples.
 * **CLEVER** (untargeted, L-inf, an *estimate*): the mean score over the correct samples.
+* the **Lipschitz radius** (L-inf, *sound*, :func:`verinet.lipschitz.lipschitz_radius`):
+  the mean certified radius from local gradient bounds over the correct samples (``nan``
+  when the graph engine cannot bound the model).
 * **ROBY** on logits (an *estimate*) over every sample of the set.
 * optionally the **certified** radius sandwich (``verinet certify --radius`` with a
   per-sample timeout): the certified and empirical robust accuracy at ``eps`` and the
@@ -97,6 +100,7 @@ class ModelMetrics:
     attack_mean_upper: float | None = None
     pac_mean: float | None = None
     pac_inside: float | None = None
+    lipschitz_mean: float = math.nan
     seconds: tuple[tuple[str, float], ...] = ()
 
     def as_dict(self) -> dict[str, object]:
@@ -203,6 +207,10 @@ def model_metrics(name: str, network: Network, x: np.ndarray, y: np.ndarray,
     seconds["clever"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    lip = lipschitz_radii(network, xc, yc)
+    seconds["lipschitz"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     rb = roby(network, x, y)
     seconds["roby"] = time.perf_counter() - t0
 
@@ -218,8 +226,25 @@ def model_metrics(name: str, network: Network, x: np.ndarray, y: np.ndarray,
         ifgsm_success=_mean(fooled.astype(float)), ifgsm_mean_linf=_mean(finite),
         ifgsm_unfooled=int((~np.isfinite(dist)).sum()),
         cw_success=_mean(cw_ok.astype(float)), cw_mean_l2=_mean(cw_d),
-        clever_linf=_mean(scores), roby=rb.roby, fsa=rb.fsa, fsd=rb.fsd, fsc=rb.fsc,
+        clever_linf=_mean(scores), lipschitz_mean=_mean(lip), roby=rb.roby, fsa=rb.fsa,
+        fsd=rb.fsd, fsc=rb.fsc,
         seconds=tuple(sorted(seconds.items())), **cert)
+
+
+def lipschitz_radii(network: Network, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The sound L-inf Lipschitz radius of every sample on the domain [0, 1] (empty when
+    the graph engine cannot bound the model)."""
+    from verinet.ir.passes import strip_softmax
+    from verinet.lipschitz import lipschitz_radius
+    from verinet.verify.views import ModelViews
+
+    gm = ModelViews(strip_softmax(network)).graph
+    if gm.unsupported or not len(y):
+        return np.zeros(0)
+    n = network.n_inputs
+    dom = (np.zeros(n), np.ones(n))
+    return np.array([lipschitz_radius(gm, xi, int(yi), math.inf, dom).radius
+                     for xi, yi in zip(x, y, strict=True)])
 
 
 def _certified(network: Network, onnx_eval: object | None, x: np.ndarray, y: np.ndarray,
