@@ -120,3 +120,21 @@ def test_maxpool_with_a_dominating_unit_routes_its_gradient_exactly() -> None:
     hi = np.array([[6.0, 1.0, 1.0, 1.0]])
     J = jacobian_bounds(GraphModel.of(net), lo, hi, np.eye(1))
     assert np.allclose(J.mid.numpy()[0, 0], [1, 0, 0, 0]) and np.all(J.rad.numpy() == 0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_variation_bounds_the_change_from_the_centre(seed: int) -> None:
+    """Per-box rows (B, K, m) and the mean value bound of every row's change."""
+    net = random_graph(seed)
+    gm = GraphModel.of(net)
+    rng = np.random.default_rng(seed)
+    n = net.n_inputs
+    c = rng.uniform(-1, 1, size=(2, n))
+    r = rng.uniform(0.0, 0.3, size=(2, n))
+    C = rng.normal(size=(2, 3, net.n_outputs))
+    var = jacobian_bounds(gm, c - r, c + r, C).variation(r)
+    for b in range(2):
+        pts = sample_box(rng, c[b] - r[b], c[b] + r[b], 100)
+        change = np.abs((net.evaluate(pts) - net.evaluate(c[b])) @ C[b].T)
+        assert np.all(change <= var[b] + 1e-12)

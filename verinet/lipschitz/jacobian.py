@@ -68,17 +68,30 @@ class JacobianBounds:
         return (val + self.slack(mag)).cpu().numpy()  # type: ignore[operator]
 
 
+    def variation(self, radius: np.ndarray) -> np.ndarray:
+        """(B, K) sound upper bounds of ``|row_k(f(x)) - row_k(f(c))|`` for ``|x - c| <=
+        radius`` coordinate-wise ((B, n) or (n,)), ``x`` and ``c`` in the box: the mean
+        value theorem with the gradient bounds."""
+        r = torch.as_tensor(np.asarray(radius, dtype=np.float64), dtype=self.mid.dtype,
+                            device=self.mid.device)
+        r = r.reshape(-1, 1, self.mid.shape[-1])
+        val = ((self.mid.abs() + self.rad) * r).sum(-1)
+        return (val + self.slack((self.mag * r).sum(-1))).cpu().numpy()  # type: ignore[operator]
+
+
 def jacobian_bounds(gm: GraphModel, lo: np.ndarray, hi: np.ndarray, C: np.ndarray,
                     options: GraphOptions | None = None) -> JacobianBounds:
-    """Interval bounds of the Jacobian of ``C f`` (C (K, m)) over each box ``lo``/``hi``
-    (B, n), by the backward walk of the module doc."""
+    """Interval bounds of the Jacobian of ``C f`` (C (K, m) shared, or (B, K, m) per box)
+    over each box ``lo``/``hi`` (B, n), by the backward walk of the module doc."""
     options = options or GraphOptions()
     gm.check()
     lo_t = torch.as_tensor(np.asarray(lo, dtype=np.float64).reshape(len(lo), -1))
     hi_t = torch.as_tensor(np.asarray(hi, dtype=np.float64).reshape(len(hi), -1))
     C = np.asarray(C, dtype=np.float64)
-    if C.ndim != 2 or C.shape[1] != gm.network.n_outputs:
-        raise InputError(f"C must have shape (k, {gm.network.n_outputs}), got {C.shape}")
+    if C.ndim not in (2, 3) or C.shape[-1] != gm.network.n_outputs or (
+            C.ndim == 3 and C.shape[0] != len(lo)):
+        raise InputError(f"C must have shape (k, {gm.network.n_outputs}) or (B, k, "
+                         f"{gm.network.n_outputs}), got {C.shape}")
     with torch.no_grad():
         st = build_state(gm, lo_t, hi_t, options)
         return _walk(st, torch.as_tensor(C, dtype=options.dtype, device=options.device))
@@ -86,7 +99,7 @@ def jacobian_bounds(gm: GraphModel, lo: np.ndarray, hi: np.ndarray, C: np.ndarra
 
 def _walk(st: GraphState, C: Tensor) -> JacobianBounds:
     gm = st.gm
-    B, K = st.batch, C.shape[0]
+    B, K = st.batch, C.shape[-2]
     out = gm.output_name
     start = C.expand(B, K, -1).reshape((B * K,) + gm.shape[out])
     acc: dict[str, list[Tensor]] = {out: [start, torch.zeros_like(start), start.abs()]}

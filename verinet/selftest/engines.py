@@ -1,7 +1,8 @@
 """The engines the self-test runs, each alone, behind one small interface.
 
-* **bound methods** (``interval``, ``crown``, ``crown-f32``, ``alpha-crown`` on the graph
-  engine; ``chain-interval``, ``chain-crown``, ``chain-alpha-crown`` on the dense chain of
+* **bound methods** (``interval``, ``crown``, ``crown-f32``, ``alpha-crown`` and
+  ``lipschitz`` (mean-value bounds from the Jacobian bounds) on the graph engine;
+  ``chain-interval``, ``chain-crown``, ``chain-alpha-crown`` on the dense chain of
   fully connected models): ``unsat`` when every term has a row whose sound lower bound is
   positive, else ``unknown``.  They also return their lower bounds, which the runner checks
   against the network's value at the witness and at sampled points;
@@ -93,6 +94,23 @@ def _graph_bound(kind: str) -> Engine:
     return run
 
 
+def _lipschitz(s: Subject, timeout: float) -> Answer:
+    """Mean value bounds: each row's CROWN lower bound at the box's centre minus its
+    largest change over the box (:meth:`verinet.lipschitz.JacobianBounds.variation`)."""
+    from verinet.bounds.graph import graph_crown
+    from verinet.lipschitz import jacobian_bounds
+
+    t0 = time.perf_counter()
+    gm = s.views.graph
+    if gm.unsupported:
+        return Answer("n/a", 0.0, note="graph engine: unsupported nodes")
+    lo, hi, A, b = stacked_terms(s.prop)
+    c = (lo + hi) / 2.0
+    at_c = graph_crown(gm, c, c, A).lower
+    change = jacobian_bounds(gm, lo, hi, A).variation(np.maximum(hi - c, c - lo))
+    return _bound_answer(np.asarray(at_c - change, dtype=np.float64) - b, t0)
+
+
 def _chain_bound(kind: str) -> Engine:
     def run(s: Subject, timeout: float) -> Answer:
         from verinet.bounds.alpha import alpha_crown_bounds
@@ -174,6 +192,7 @@ ENGINES: dict[str, Engine] = {
     "crown": _graph_bound("crown"),
     "crown-f32": _graph_bound("crown-f32"),
     "alpha-crown": _graph_bound("alpha-crown"),
+    "lipschitz": _lipschitz,
     "chain-interval": _chain_bound("interval"),
     "chain-crown": _chain_bound("crown"),
     "chain-alpha-crown": _chain_bound("alpha-crown"),
@@ -188,5 +207,5 @@ ENGINES: dict[str, Engine] = {
     "portfolio": _portfolio("auto", attack=True),
 }
 
-BOUND_ENGINES = ("interval", "crown", "crown-f32", "alpha-crown", "chain-interval",
+BOUND_ENGINES = ("interval", "crown", "crown-f32", "alpha-crown", "lipschitz", "chain-interval",
                  "chain-crown", "chain-alpha-crown")
