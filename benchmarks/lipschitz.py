@@ -13,8 +13,8 @@ the bundled digits MLP, for the first ``--samples`` images:
 Printed: the chain ``lipschitz <= crown <= exact`` checked wherever the exact radius is
 known, a per-sample table of lipschitz / CROWN, its median, and the global bound's cost
 (L-inf, L2, L1) per model.  Weng et al. (ICML 2018) report Fast-Lip radii within about
-2x of Fast-Lin's (their Table 2: ratios 0.4-0.9 on MNIST MLPs); Fast-Lin is CROWN with
-fixed slopes, so lipschitz / CROWN is the comparable figure.
+2x of Fast-Lin's; CROWN (adaptive lower slopes) is at least as tight as Fast-Lin, so
+lipschitz / CROWN is a conservative stand-in for that ratio.
 """
 
 from __future__ import annotations
