@@ -68,6 +68,20 @@ def test_ray_records_equal_jobs_1(tmp_path: Path, inline: Path) -> None:
     _same(_records(path), _records(inline))
 
 
+def test_ray_started_early_is_shut_down_when_the_data_is_bad(tmp_path: Path, capsys) -> None:
+    """--ray starts the cluster while the model loads (the options were checked first); a
+    data file that does not fit the model still exits 2 with one line, and the cluster
+    this run started is gone."""
+    ray = pytest.importorskip("ray")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,0.5,0.5\n")  # 2 values per sample, the model takes 64
+    assert main(["certify", str(examples.model_path()), "--data", str(bad), "--eps", "0.03",
+                 "--ray", "--jobs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("verinet: error: ") and "64" in err[-1]
+    assert not ray.is_initialized()
+
+
 @pytest.fixture(scope="module")
 def digits():
     model = api.load_model(examples.model_path())

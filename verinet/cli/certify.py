@@ -16,6 +16,7 @@ from verinet.cli.samples import (
     add_sample_options,
     eps_and_inputs,
     run_job,
+    warm_start,
 )
 
 log = logging.getLogger("verinet")
@@ -63,6 +64,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_certify(args: argparse.Namespace) -> int:
+    with warm_start(args) as warm:  # --ray: the cluster starts while the model loads
+        return _certify(args, warm)
+
+
+def _certify(args: argparse.Namespace, warm: object) -> int:
     from verinet.certify.engine import CertifyOptions
     from verinet.runs.sample import SampleJob
 
@@ -84,4 +90,4 @@ def cmd_certify(args: argparse.Namespace) -> int:
     job = SampleJob("certify", certify=options, pac=pac, clever=clever)
     # A worker past twice its budget (and a minute) is stuck: kill it, run the sample again.
     return run_job(args, job, model, data, model_path, data_path,
-                   default_task_timeout=2.0 * options.timeout + 60.0)
+                   default_task_timeout=2.0 * options.timeout + 60.0, warm=warm)

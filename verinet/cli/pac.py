@@ -21,6 +21,7 @@ from verinet.cli.samples import (
     add_sample_options,
     eps_and_inputs,
     run_job,
+    warm_start,
 )
 
 log = logging.getLogger("verinet")
@@ -102,9 +103,14 @@ def pac_run_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], ra
 
 
 def cmd_pac(args: argparse.Namespace) -> int:
+    with warm_start(args) as warm:  # --ray: the cluster starts while the model loads
+        return _pac(args, warm)
+
+
+def _pac(args: argparse.Namespace, warm: object) -> int:
     from verinet.runs.sample import SampleJob
 
     eps, model, data, model_path, data_path = eps_and_inputs(args)
     run = pac_run_from_args(args, model.network.input_shape, args.radius)
     job = SampleJob("pac", pac=run, pac_eps=eps)
-    return run_job(args, job, model, data, model_path, data_path)
+    return run_job(args, job, model, data, model_path, data_path, warm=warm)

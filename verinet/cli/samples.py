@@ -10,6 +10,8 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from verinet.cli.options import (
@@ -63,7 +65,52 @@ def eps_and_inputs(args: argparse.Namespace) -> tuple[float | None, Any, Any, st
     ``--radius`` required, the model loaded (normalisation, equivalence check), the
     samples read and checked against it."""
     from verinet import api
-    from verinet.data import load_samples, validate_eps
+    from verinet.data import load_samples
+
+    eps = eps_option(args)
+    check_sample_outputs(args)
+    model_path, data_path = model_and_data(args)
+    model = api.load_model(model_path, mean=args.mean, std=args.std, check=not args.no_check)
+    data = load_samples(data_path, n_inputs=model.n_inputs, n_classes=model.n_outputs,
+                        scale=args.scale, samples=args.samples, start=args.start,
+                        layout=args.layout, input_shape=model.network.input_shape)
+    return eps, model, data, model_path, data_path
+
+
+@contextmanager
+def warm_start(args: argparse.Namespace) -> Iterator[Any]:
+    """With ``--ray``: the cluster connection and its actors begun in the background
+    (:class:`~verinet.runs.ray_pool.RayStart`) while the block loads the model and the
+    data, closed at the end (None without ``--ray``).  The options are checked first, so
+    a bad option never starts a cluster."""
+    if getattr(args, "ray", None) is None:
+        yield None
+        return
+    from verinet.runs.ray_pool import RayStart
+
+    eps_option(args)
+    check_sample_outputs(args)
+    model_path, _ = model_and_data(args)
+    be = backend(args)
+    start = RayStart(model_source(args, model_path), be.jobs, be.threads, args.ray)
+    try:
+        yield start
+    finally:
+        start.close()
+
+
+def model_source(args: argparse.Namespace, model_path: str) -> Any:
+    """How workers load the model: the path with the normalisation and check options."""
+    from verinet.runs.source import ModelSource
+
+    return ModelSource(model_path, _tuple(args.mean), _tuple(args.std), not args.no_check)
+
+
+def eps_option(args: argparse.Namespace) -> float | None:
+    """``--eps`` validated; without ``--eps`` and ``--radius`` the bare command computes
+    the bundled example's radii on its first ten samples (with a model or data given:
+    an input error)."""
+    from verinet.data import validate_eps
 
     if args.eps is None and not args.radius:
         if args.model is not None or args.data is not None:
@@ -74,14 +121,7 @@ def eps_and_inputs(args: argparse.Namespace) -> tuple[float | None, Any, Any, st
             args.samples = 10
         log.info("no --eps or --radius: computing the radii of %d bundled samples",
                  args.samples)
-    eps = None if args.eps is None else validate_eps(args.eps)
-    check_sample_outputs(args)
-    model_path, data_path = model_and_data(args)
-    model = api.load_model(model_path, mean=args.mean, std=args.std, check=not args.no_check)
-    data = load_samples(data_path, n_inputs=model.n_inputs, n_classes=model.n_outputs,
-                        scale=args.scale, samples=args.samples, start=args.start,
-                        layout=args.layout, input_shape=model.network.input_shape)
-    return eps, model, data, model_path, data_path
+    return None if args.eps is None else validate_eps(args.eps)
 
 
 def progress(args: argparse.Namespace, desc: str) -> Any:
@@ -222,17 +262,17 @@ class SampleSink:
 
 
 def run_job(args: argparse.Namespace, job: Any, model: Any, data: Any, model_path: str,
-            data_path: str, *, default_task_timeout: float | None = None) -> int:
+            data_path: str, *, default_task_timeout: float | None = None,
+            warm: Any = None) -> int:
     """Run ``job`` on every selected sample (records, resume, shard and backend from the
     options) and write the outputs.  On an interrupt every finished sample is kept: the
     outputs are written from the report so far and the interrupt goes on to the exit."""
     from verinet.report.records import open_records
     from verinet.runs.dataset import run_dataset, run_header
-    from verinet.runs.source import ModelSource
 
     part = shard(args)
     be = backend(args, default_task_timeout)
-    source = ModelSource(model_path, _tuple(args.mean), _tuple(args.std), not args.no_check)
+    source = model_source(args, model_path)
     writer = resumed = None
     if args.records is not None:
         selection = {"start": args.start, "samples": args.samples, "scale": args.scale,
@@ -247,7 +287,7 @@ def run_job(args: argparse.Namespace, job: Any, model: Any, data: Any, model_pat
                              indices=data.indices, source=source, backend=be, records=writer,
                              resumed=resumed, shard=part, model_name=model_path,
                              data_name=data_path, on_sample=sink,
-                             progress=progress(args, args.command))
+                             progress=progress(args, args.command), warm=warm)
     except (KeyboardInterrupt, Exception) as e:
         if sink.report is not None:
             n = len(sink.report.samples)

@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from verinet.runs.sample import Item, SampleJob, SampleRunner, error_report
 from verinet.runs.source import ModelSource
 from verinet.types import InputError
 from verinet.verify.witness import OnnxEval
+
+if TYPE_CHECKING:
+    from verinet.runs.ray_pool import RayStart
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +83,18 @@ class Backend:
 
 
 def execute(job: SampleJob, runner: SampleRunner, source: ModelSource | None,
-            items: list[Item], backend: Backend) -> Iterator[SampleReport]:
+            items: list[Item], backend: Backend, warm: RayStart | None = None
+            ) -> Iterator[SampleReport]:
     """Every item's report, in the order they finish: in this process on ``runner``, or on
     the backend's workers (a sample whose worker died twice becomes an ``error``
-    report)."""
+    report).  ``warm``: Ray actors started ahead (:class:`~verinet.runs.ray_pool.RayStart`)."""
     pool: Any = None
-    if backend.ray is not None or (backend.jobs or 1) > 1 and len(items) > 1:
+    runs: Any = None
+    if warm is not None:
+        pool = warm.ready()
+        pool.task_timeout = backend.task_timeout
+        runs = pool.run(items, job, warm=True)
+    elif backend.ray is not None or (backend.jobs or 1) > 1 and len(items) > 1:
         if source is None:
             raise InputError("worker processes need the model's file (a ModelSource)")
         if backend.ray is not None:
@@ -96,11 +105,12 @@ def execute(job: SampleJob, runner: SampleRunner, source: ModelSource | None,
         else:
             pool = LocalPool(source, job, backend.jobs or 1, backend.threads,
                              backend.task_timeout)
-    if pool is None:
+        runs = pool.run(items)
+    if runs is None:
         for item in items:
             yield runner.attempt(job, item)
         return
-    for out in pool.run(items):
+    for out in runs:
         if isinstance(out, Died):
             yield error_report(runner.network, out.item, job.eps, out.reason)
         else:
@@ -129,8 +139,11 @@ def run_dataset(job: SampleJob, network: Network, onnx_eval: OnnxEval | None, x:
                 records: RecordWriter | None = None, resumed: RecordSet | None = None,
                 shard: Shard | None = None, model_name: str = "", data_name: str = "",
                 on_sample: Callable[[CertifyReport], None] | None = None,
-                progress: Progress | None = None) -> CertifyReport:
-    """Run ``job`` on the rows of ``x`` (raw flat inputs, labels ``y``; module doc)."""
+                progress: Progress | None = None, warm: RayStart | None = None
+                ) -> CertifyReport:
+    """Run ``job`` on the rows of ``x`` (raw flat inputs, labels ``y``; module doc).
+    ``warm``: the Ray connection the caller began before loading the model (``--ray``;
+    the caller closes it)."""
     x, y = check_data(network, x, y)
     idx = np.arange(x.shape[0]) if indices is None else np.asarray(indices)
     positions = list(range(x.shape[0])) if shard is None else shard.select(x.shape[0])
@@ -158,7 +171,7 @@ def run_dataset(job: SampleJob, network: Network, onnx_eval: OnnxEval | None, x:
 
     if done and on_sample is not None:
         on_sample(report(done))
-    stream: Iterable[SampleReport] = execute(job, runner, source, items, backend)
+    stream: Iterable[SampleReport] = execute(job, runner, source, items, backend, warm)
     if progress is not None:
         stream = progress(stream, len(items))
     for rep in stream:

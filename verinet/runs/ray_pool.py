@@ -39,19 +39,20 @@ LOCAL = "local"
 
 
 class _Worker:
-    """The actor: a :class:`SampleRunner` on the model from the object store."""
+    """The actor: a :class:`SampleRunner` on the model from the object store (the job
+    comes with each sample, from the object store too, so actors can start before it is
+    known)."""
 
-    def __init__(self, source: ModelSource, job: SampleJob, threads: int) -> None:
+    def __init__(self, source: ModelSource, threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
         model = source.load()
         self.runner = SampleRunner(model.network, model.onnx_eval)
-        self.job = job
 
-    def run(self, item: Item) -> tuple[str, Any]:
+    def run(self, job: SampleJob, item: Item) -> tuple[str, Any]:
         try:
-            return "done", self.runner.attempt(self.job, item)
+            return "done", self.runner.attempt(job, item)
         except SoundnessError as e:
             return "soundness", str(e)
 
@@ -84,17 +85,97 @@ def import_ray() -> Any:
     return ray
 
 
+class _ThreadWarning(logging.Filter):
+    """Drops Ray's note that a connection made off the main thread sets no SIGTERM
+    handler (verinet keeps its own handlers anyway)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+class RayStart:
+    """A Ray connection begun in the background: ``ray.init`` (or joining ``address``),
+    the model's bytes put in the object store and one actor per worker created, while
+    the driver loads and checks the model and reads the data.  :meth:`close` kills the
+    actors and shuts down a cluster this process started (the CLI's ``with`` block).
+
+    The connecting thread lives until :meth:`close` and shuts the cluster down itself:
+    Ray starts its processes with a parent-death signal, which Linux sends when the
+    *thread* that spawned them ends."""
+
+    def __init__(self, source: ModelSource, jobs: int | None, threads: int = 1,
+                 address: str = LOCAL) -> None:
+        self.pool = RayPool(source, None, jobs, threads, address=address)
+        self.error: BaseException | None = None
+        self.started = False
+        self._connected = threading.Event()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._life, name="verinet-ray-start",
+                                        daemon=True)
+        self._thread.start()
+
+    def _life(self) -> None:
+        quiet = _ThreadWarning()
+        worker_log = logging.getLogger("ray._private.worker")
+        worker_log.addFilter(quiet)
+        try:
+            ray = import_ray()
+            self.started = self.pool._init(ray)  # noqa: SLF001 -- the pool's own connection
+            self.pool.spawn_actors(ray, None)
+        except BaseException as e:  # noqa: BLE001 -- re-raised on the main thread by ready()
+            self.error = e
+            return
+        finally:
+            worker_log.removeFilter(quiet)
+            self._connected.set()
+        self._closing.wait()
+        for actor in self.pool.actors:
+            ray.kill(actor)
+        self.pool.actors = []
+        if self.started:
+            ray.shutdown()
+
+    def ready(self) -> RayPool:
+        """The pool with its actors, once the connection is made (its error raised)."""
+        self._connected.wait()
+        if self.error is not None:
+            raise self.error
+        return self.pool
+
+    def close(self) -> None:
+        """Kill the actors and shut a started cluster down (waits for the thread)."""
+        self._connected.wait()
+        self._closing.set()
+        self._thread.join()
+
+
 class RayPool:
     """Samples on Ray actors (module doc).  ``address``: :data:`LOCAL` (start a local
     cluster of ``jobs`` CPUs) or a cluster address; ``jobs`` None on a cluster: one actor
     per CPU."""
 
-    def __init__(self, source: ModelSource, job: SampleJob, jobs: int | None,
+    def __init__(self, source: ModelSource, job: SampleJob | None, jobs: int | None,
                  threads: int = 1, task_timeout: float | None = None,
                  address: str = LOCAL) -> None:
         self.source, self.job, self.jobs, self.threads = source, job, jobs, threads
         self.task_timeout, self.address = task_timeout, address
         self.actors: list[Any] = []
+        self._spawn: Any = None
+
+    def spawn_actors(self, ray: Any, n_items: int | None) -> None:
+        """The model in the object store once, and one actor per worker (at most
+        ``n_items``); their constructors load the model in the background."""
+        n = self.jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        if n_items is not None:
+            n = min(n, n_items)
+        model_ref = ray.put(self.source.with_content())  # once, for every actor
+        actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_Worker)
+
+        def spawn() -> Any:
+            return actor_cls.remote(model_ref, self.threads)
+
+        self._spawn = spawn
+        self.actors = [spawn() for _ in range(n)]
 
     def _init(self, ray: Any) -> bool:
         """Connect (or start a local cluster); True when this pool started it.  Ray
@@ -122,22 +203,27 @@ class RayPool:
                              ) from None
         return True
 
-    def run(self, items: list[Item]) -> Iterator[SampleReport | Died]:
-        """Every item's report (or :class:`~verinet.runs.local.Died`), as they finish."""
+    def run(self, items: list[Item], job: SampleJob | None = None,
+            warm: bool = False) -> Iterator[SampleReport | Died]:
+        """Every item's report (or :class:`~verinet.runs.local.Died`), as they finish.
+        ``warm``: the actors exist already (:class:`RayStart`), which also owns the
+        cluster; actors beyond the items' count are let go."""
         ray = import_ray()
         from ray.exceptions import RayActorError, WorkerCrashedError
 
-        started = self._init(ray)
+        job = job if job is not None else self.job
+        if job is None:
+            raise ValueError("RayPool.run needs the job")
+        started = False if warm else self._init(ray)
         try:
-            n = self.jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
-            n = min(n, len(items))
-            model_ref = ray.put(self.source.with_content())  # once, for every actor
-            actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_Worker)
-
-            def spawn() -> Any:
-                return actor_cls.remote(model_ref, self.job, self.threads)
-
-            self.actors = [spawn() for _ in range(n)]
+            if not warm:
+                self.spawn_actors(ray, len(items))
+            for extra in self.actors[len(items):]:
+                ray.kill(extra)
+            self.actors = self.actors[:max(1, len(items))]
+            n = len(self.actors)
+            spawn = self._spawn
+            job_ref = ray.put(job)
             queue = deque(items)
             retries = Retries(queue)
             flight: dict[Any, tuple[int, Item, float]] = {}  # ref -> (actor, item, start)
@@ -146,7 +232,8 @@ class RayPool:
             while queue or flight:
                 while idle and queue:
                     a, item = idle.pop(), queue.popleft()
-                    flight[self.actors[a].run.remote(item)] = (a, item, time.monotonic())
+                    flight[self.actors[a].run.remote(job_ref, item)] = (a, item,
+                                                                         time.monotonic())
                 starts = [t for _, _, t in flight.values()]
                 done, _ = ray.wait(list(flight), num_returns=1,
                                    timeout=wait_seconds(self.task_timeout, starts))
