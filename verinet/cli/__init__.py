@@ -3,6 +3,8 @@
 :mod:`verinet.cli.certify`) and ``verinet pac [MODEL.onnx] --data FILE --eps E [--radius]``
 (DeepPAC, see :mod:`verinet.cli.pac`); ``verinet selftest`` runs every engine on planted
 counterexamples and their safe twins (:mod:`verinet.cli.selftest`).
+``verinet smooth [MODEL.onnx] --sigma S --data FILE`` runs randomized smoothing's CERTIFY
+or PREDICT (probabilistic, for the smoothed classifier; :mod:`verinet.cli.smooth`).
 
 Exit codes (documented in the README):
 
@@ -70,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_parsers(sub, common)
     pac.add_parser(sub, common)
     study.add_parser(sub, common)
+    from verinet.cli import smooth
+
+    smooth.add_parser(sub, common)
     selftest.add_parser(sub, common)
     records.add_parsers(sub, common)
     return p
@@ -139,6 +144,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from verinet.cli import records
 
         return records.cmd_report(args) if args.command == "report" else records.cmd_merge(args)
+    if args.command == "smooth":
+        from verinet.cli.smooth import cmd_smooth
+
+        set_threads(args.threads)
+        return cmd_smooth(args)
     if args.command == "selftest":
         from verinet.cli.selftest import cmd_selftest
 

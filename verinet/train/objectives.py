@@ -1,4 +1,5 @@
-"""Training objectives: standard, PGD adversarial training and the FGSM mixed objective.
+"""Training objectives: standard, PGD adversarial training, the FGSM mixed objective and
+Gaussian-noise augmentation.
 
 Every objective maps a batch to a scalar loss through a *data loss* ``J(logits, targets)``
 (cross-entropy with hard labels, or with soft labels for distillation, both at the
@@ -12,6 +13,10 @@ training temperature; see :mod:`verinet.train.loop`):
 * :class:`FGSMMixed` (Goodfellow et al., ICLR 2015):
   ``alpha J(f(x), t) + (1 - alpha) J(f(x + eps sign(grad_x J(f(x), t))), t)``, the
   adversarial point clipped to the domain and held constant (no gradient through it).
+* :class:`GaussianNoise` (Cohen et al., ICML 2019, the training of a base classifier for
+  randomized smoothing): ``J(f(x + d), t)`` with ``d ~ N(0, sigma^2 I)`` drawn afresh for
+  every batch, not clipped to the domain (as in the paper; ``clip`` to do so), so that
+  ``f`` learns to classify the noisy inputs the smoothed classifier sees.
 
 Perturbations are computed with the model's current weights, in whatever mode it is in
 (the MLPs here have no dropout or batch norm), and only ``gen`` supplies randomness.
@@ -112,6 +117,28 @@ class FGSMMixed:
         return self.alpha * clean + (1 - self.alpha) * data_loss(model(x_adv), t)
 
 
+@dataclass(frozen=True, kw_only=True)
+class GaussianNoise:
+    """Cohen et al.'s noise augmentation with std ``sigma`` (see the module doc)."""
+
+    name: ClassVar[str] = "noise"
+
+    sigma: float
+    clip: Domain | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise InputError(f"{self.name}: sigma must be > 0, got {self.sigma}")
+
+    def loss(self, model: torch.nn.Module, x: Tensor, t: Tensor, data_loss: DataLoss,
+             gen: torch.Generator) -> Tensor:
+        noise = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
+        xn = x + self.sigma * noise
+        if self.clip is not None:
+            xn = torch.clamp(xn, *self.clip)
+        return data_loss(model(xn), t)
+
+
 def pgd_perturb(model: torch.nn.Module, x: Tensor, t: Tensor, data_loss: DataLoss, *,
                 eps: float, steps: int, step_size: float, random_start: bool,
                 domain: Domain, gen: torch.Generator) -> Tensor:
@@ -132,4 +159,5 @@ def pgd_perturb(model: torch.nn.Module, x: Tensor, t: Tensor, data_loss: DataLos
     return xa.detach()
 
 
-OBJECTIVES: dict[str, type] = {cls.name: cls for cls in (Standard, PGDTraining, FGSMMixed)}
+OBJECTIVES: dict[str, type] = {cls.name: cls for cls in (Standard, PGDTraining, FGSMMixed,
+                                                         GaussianNoise)}

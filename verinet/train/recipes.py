@@ -1,10 +1,12 @@
 """Recipes: named models to train and compare (normal, adversarially trained, distilled,
-and several widths and depths), and one function that trains any of them.
+noise-trained, and several widths and depths), and one function that trains any of them.
 
-A :class:`Recipe` is data: the hidden widths, the kind (``standard``, ``pgd``, ``fgsm``
-or ``distill``), its strength (``eps`` for the adversarial kinds; ``temperature`` for
-distillation) and, optionally, its own number of epochs.  :data:`DEFAULT_RECIPES` is the
-set ``scripts/train_defended.py`` trains on the digits for the robustness study.
+A :class:`Recipe` is data: the hidden widths, the kind (``standard``, ``pgd``, ``fgsm``,
+``distill`` or ``noise``), its strength (``eps`` for the adversarial kinds;
+``temperature`` for distillation; ``sigma`` for Gaussian-noise training, the base
+classifier of randomized smoothing) and, optionally, its own number of epochs.
+:data:`DEFAULT_RECIPES` is the set ``scripts/train_defended.py`` trains on the digits for
+the robustness study; :func:`noise_recipe` makes the smoothing benchmark's model.
 """
 
 from __future__ import annotations
@@ -21,19 +23,20 @@ from verinet.train.data import Split
 from verinet.train.distill import distill
 from verinet.train.loop import TrainConfig, accuracy, fit
 from verinet.train.models import build_mlp
-from verinet.train.objectives import FGSMMixed, Objective, PGDTraining, Standard
+from verinet.train.objectives import FGSMMixed, GaussianNoise, Objective, PGDTraining, Standard
 from verinet.types import InputError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("standard", "pgd", "fgsm", "distill")
+KINDS = ("standard", "pgd", "fgsm", "distill", "noise")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Recipe:
     """One model to train.  ``eps``: the L-inf radius of ``pgd``/``fgsm`` training (raw
     input units); ``steps``: PGD steps; ``alpha``: the clean weight of ``fgsm``;
-    ``temperature``: distillation's T; ``epochs``: overrides the config's."""
+    ``temperature``: distillation's T; ``sigma``: the noise std of ``noise`` training
+    (raw input units); ``epochs``: overrides the config's."""
 
     name: str
     hidden: tuple[int, ...] = (32, 32)
@@ -42,6 +45,7 @@ class Recipe:
     steps: int = 10
     alpha: float = 0.5
     temperature: float = 1.0
+    sigma: float = 0.0
     epochs: int | None = None
 
     def __post_init__(self) -> None:
@@ -49,6 +53,8 @@ class Recipe:
             raise InputError(f"recipe {self.name}: kind must be one of {KINDS}")
         if self.kind in ("pgd", "fgsm") and not self.eps > 0:
             raise InputError(f"recipe {self.name}: {self.kind} training needs eps > 0")
+        if self.kind == "noise" and not self.sigma > 0:
+            raise InputError(f"recipe {self.name}: noise training needs sigma > 0")
         if not self.name or any(c in self.name for c in "/\\ "):
             raise InputError(f"bad recipe name {self.name!r}")
 
@@ -57,6 +63,8 @@ class Recipe:
             return PGDTraining(eps=self.eps, steps=self.steps)
         if self.kind == "fgsm":
             return FGSMMixed(eps=self.eps, alpha=self.alpha)
+        if self.kind == "noise":
+            return GaussianNoise(sigma=self.sigma)
         return Standard()
 
     def describe(self) -> str:
@@ -65,6 +73,8 @@ class Recipe:
             return f"MLP {arch}, PGD adversarial training eps {self.eps} ({self.steps} steps)"
         if self.kind == "fgsm":
             return f"MLP {arch}, FGSM mixed objective eps {self.eps} alpha {self.alpha}"
+        if self.kind == "noise":
+            return f"MLP {arch}, Gaussian noise augmentation sigma {self.sigma}"
         if self.kind == "distill":
             return f"MLP {arch}, defensive distillation T={self.temperature}, deployed at T=1"
         return f"MLP {arch}, standard training"
@@ -83,6 +93,14 @@ DEFAULT_RECIPES: tuple[Recipe, ...] = (
     Recipe(name="mlp-64x64", hidden=(64, 64)),
     Recipe(name="mlp-32x32x32", hidden=(32, 32, 32)),
 )
+
+
+def noise_recipe(sigma: float, *, hidden: tuple[int, ...] = (32, 32),
+                 epochs: int | None = None) -> Recipe:
+    """``noise-<sigma>``: an MLP trained with Gaussian noise of std ``sigma``, the base
+    classifier of a smoothed model (:mod:`verinet.smoothing`)."""
+    return Recipe(name=f"noise-{sigma:g}", hidden=hidden, kind="noise", sigma=sigma,
+                  epochs=epochs)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Tests of randomized smoothing (:mod:`verinet.smoothing`) and its command."""
