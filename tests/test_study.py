@@ -169,6 +169,8 @@ def test_cli_two_models(tmp_path, capsys):
     ["MODEL"],                                                 # no data
     ["MODEL", "--data", "missing.npz"],                        # missing file
     ["--data", "DATA"],                                        # data without a model
+    ["MODEL", "--data", "DATA", "--smooth-sigma", "-1"],       # negative sigma
+    ["MODEL", "--data", "DATA", "--smooth-sigma", "0.25", "--smooth-n", "10"],  # n < n0
 ])
 def test_cli_bad_input(args, capsys):
     mp, dp = str(examples.model_path()), str(examples.data_path())
@@ -187,3 +189,20 @@ def test_pac_radii_beside_the_sandwich(bundled):
     mm = model_metrics("digits", m.network, x[:2], y[:2], opts, m.onnx_eval)
     assert mm.pac_mean is not None and mm.pac_mean > 0
     assert mm.pac_inside is not None and 0 <= mm.pac_inside <= 1
+
+
+def test_smoothed_certified_accuracy_beside_the_base_metrics(bundled):
+    """Randomized smoothing's certified accuracy at a stated sigma and L2 radius: a share,
+    labelled probabilistic (the smoothed classifier), larger at radius 0 than beyond."""
+    from dataclasses import replace
+
+    from verinet.report.study import GUARANTEES
+
+    m, x, y = bundled
+    at = [model_metrics("digits", m.network, x, y, replace(FAST, smooth_sigma=0.25,
+                                                           smooth_radius=r, smooth_n=500))
+          for r in (0.0, 0.25)]
+    assert 0 < at[1].smoothed_accuracy < at[0].smoothed_accuracy <= at[0].clean_accuracy + 0.2
+    assert "smoothing" in dict(at[0].seconds)
+    assert model_metrics("digits", m.network, x, y, FAST).smoothed_accuracy is None
+    assert GUARANTEES["smoothed_accuracy"].startswith("probabilistic")

@@ -54,6 +54,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="seconds per sample for certified radii (default 0: skipped)")
     p.add_argument("--pac", action="store_true",
                    help="also DeepPAC radii (paper defaults; needs --certify-timeout)")
+    p.add_argument("--smooth-sigma", type=number, default=0.0,
+                   help="randomized smoothing's certified accuracy at this noise sigma "
+                        "(default 0: skipped; probabilistic, the smoothed classifier)")
+    p.add_argument("--smooth-radius", type=number, default=0.25,
+                   help="the L2 radius of that certified accuracy (0.25)")
+    p.add_argument("--smooth-n", type=int, default=1000,
+                   help="CERTIFY's estimation draws per sample (1000; n0 100, alpha 0.001)")
     add_seed(p, help="random seed (0)")
     p.add_argument("--out", help="JSON report")
     p.add_argument("--csv", help="CSV, one row per model")
@@ -86,7 +93,8 @@ def cmd_study(args: argparse.Namespace) -> int:
                            clever_batches=args.clever_batches,
                            clever_batch_size=args.clever_batch_size,
                            certify_timeout=args.certify_timeout, pac=args.pac,
-                           seed=args.seed)
+                           smooth_sigma=args.smooth_sigma, smooth_radius=args.smooth_radius,
+                           smooth_n=args.smooth_n, seed=args.seed)
     paths = list(args.models)
     data_path = args.data
     if not paths:

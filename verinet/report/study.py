@@ -43,12 +43,15 @@ GUARANTEES = {
     "attack_mean_upper": "empirical",
     "pac_mean": "pac (DeepPAC estimate with an (epsilon, eta) guarantee, never a bound)",
     "pac_inside": "share of PAC radii inside their [certified lower, attack upper]",
+    "smoothed_accuracy": "probabilistic (randomized smoothing's CERTIFY, for the smoothed "
+                         "classifier at options.smooth_sigma, not the base network)",
 }
 
 COLUMNS = ("name", "clean_accuracy", "ifgsm_success", "ifgsm_mean_linf", "cw_success",
            "cw_mean_l2", "clever_linf", "lipschitz_mean", "roby", "fsa", "fsd", "fsc",
            "certified_accuracy", "empirical_accuracy", "certified_mean_lower",
-           "attack_mean_upper", "pac_mean", "pac_inside", "n_samples", "n_correct")
+           "attack_mean_upper", "pac_mean", "pac_inside", "smoothed_accuracy", "n_samples",
+           "n_correct")
 
 
 def _num(v: Any) -> Any:
@@ -96,11 +99,13 @@ def format_table(rep: StudyReport) -> str:
     """The per-model table, the transfer matrix, the Pareto front and the correlations."""
     head = (f"{'model':16s} {'clean':>7s} {'IFGSM':>7s} {'IFGSM d':>8s} {'CW':>6s} "
             f"{'CW L2':>7s} {'CLEVER':>7s} {'Lip r':>7s} {'ROBY':>6s} {'cert':>7s} "
-            f"{'cert r':>7s} {'PAC r':>7s}")
+            f"{'cert r':>7s} {'PAC r':>7s} {'smooth':>7s}")
     lines = [f"I-FGSM success at eps {rep.options.eps:g}; distortions are means of the "
              "smallest found (L-inf for I-FGSM, L2 for C&W); CLEVER (L-inf) and ROBY are "
              "estimates; Lip r: mean sound Lipschitz radius (L-inf); cert: certified robust "
-             "accuracy and mean certified radius; PAC r: mean "
+             "accuracy and mean certified radius; smooth: smoothed certified accuracy at "
+             f"L2 radius {rep.options.smooth_radius:g}, sigma {rep.options.smooth_sigma:g} "
+             "(probabilistic, the smoothed classifier); PAC r: mean "
              "DeepPAC radius (an estimate)", head]
     for m in rep.models:
         lines.append(
@@ -109,7 +114,7 @@ def format_table(rep: StudyReport) -> str:
             f"{_fmt(m.cw_success, True):>6s} {_fmt(m.cw_mean_l2):>7s} "
             f"{_fmt(m.clever_linf):>7s} {_fmt(m.lipschitz_mean):>7s} {_fmt(m.roby):>6s} "
             f"{_fmt(m.certified_accuracy, True):>7s} {_fmt(m.certified_mean_lower):>7s} "
-            f"{_fmt(m.pac_mean):>7s}")
+            f"{_fmt(m.pac_mean):>7s} {_fmt(m.smoothed_accuracy, True):>7s}")
     names = rep.names
     lines.append("")
     lines.append("transfer: row = crafted on, column = evaluated on (share fooled)")

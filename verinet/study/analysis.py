@@ -82,7 +82,7 @@ def pareto_front(accuracy: Sequence[float], robustness: Sequence[float]) -> list
 #: ``ifgsm_success`` / ``cw_success`` themselves)
 RANKED = ("clever_linf", "lipschitz_mean", "roby", "fsa", "fsd", "ifgsm_mean_linf",
           "cw_mean_l2", "certified_mean_lower", "certified_accuracy", "pac_mean",
-          "clean_accuracy")
+          "smoothed_accuracy", "clean_accuracy")
 
 
 def rank_correlations(models: Sequence[ModelMetrics], against: str = "ifgsm_success",
