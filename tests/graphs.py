@@ -174,3 +174,13 @@ def sample_box(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, n: int)
     corners = rng.integers(0, 2, size=(n // 2, lo.size)).astype(bool)
     pts[: n // 2] = np.where(corners, hi, lo)
     return pts
+
+
+def boxes_and_rows(net: Network, seed: int, radius: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.random.Generator]:
+    """Two boxes of ``radius`` around random centres in [-1, 1]^n, two random output rows
+    ``C`` (2, m), and the generator that drew them (for sampling the boxes)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-1, 1, size=(2, net.n_inputs))
+    C = rng.normal(size=(2, net.n_outputs))
+    return centres - radius, centres + radius, C, rng

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.graphs import ACTS, BLOCKS, random_graph, sample_box
+from tests.graphs import ACTS, BLOCKS, boxes_and_rows, random_graph, sample_box
 from tests.nets import random_layers, relu_network
 from verinet.bounds.graph import GraphModel
 from verinet.bounds.graph import activations as act
@@ -36,11 +36,7 @@ def _gradients(net: Network, C: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def _check(net: Network, radius: float, seed: int) -> None:
     gm = GraphModel.of(net)
-    rng = np.random.default_rng(seed)
-    n = net.n_inputs
-    centres = rng.uniform(-1, 1, size=(2, n))
-    lo, hi = centres - radius, centres + radius
-    C = rng.normal(size=(2, net.n_outputs))
+    lo, hi, C, rng = boxes_and_rows(net, seed, radius)
     J = jacobian_bounds(gm, lo, hi, C)
     mid, rad = J.mid.numpy(), J.rad.numpy()
     assert np.all(rad >= 0) and np.all(J.mag.numpy() >= np.abs(mid) + rad - 1e-12)

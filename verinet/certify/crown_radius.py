@@ -10,6 +10,7 @@ certified radius of its grid, which is sound whatever the others say.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -54,14 +55,29 @@ def crown_radius(
     """The largest ``eps <= upper`` of the grids at which CROWN proves every margin
     positive on ``B(x0, eps) ∩ domain`` (0.0 if none): the true radius exceeds it."""
     x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
-    lo_eps, hi_eps = 0.0, float(upper)
+    hi_eps = float(upper)
     if not np.isfinite(hi_eps):
         hi_eps = linf_reach(x0, *domain)
+
+    def proven(eps: np.ndarray) -> np.ndarray:
+        return (certified_margins(engine, x0, label, eps, domain) > 0).all(axis=1)
+
+    lo_eps, hi_eps = refine_grid(proven, hi_eps, rounds, grid, deadline)
+    log.debug("CROWN radius: %.6g (gap to %.6g)", lo_eps, hi_eps)
+    return lo_eps
+
+
+def refine_grid(proven: Callable[[np.ndarray], np.ndarray], top: float, rounds: int,
+                grid: int, deadline: Deadline | None = None) -> tuple[float, float]:
+    """Rounds of a grid of ``grid`` radii in ``(lo, hi]`` (first ``(0, top]``), each
+    evaluated in one batch by ``proven`` (a mask); a round moves ``lo`` to the largest
+    proven radius and ``hi`` to the next one.  Returns ``(lo, hi)``."""
+    lo_eps, hi_eps = 0.0, float(top)
     for _ in range(rounds):
         if deadline is not None and deadline.expired():
             break
         eps = np.linspace(lo_eps, hi_eps, grid + 1)[1:]
-        ok = (certified_margins(engine, x0, label, eps, domain) > 0).all(axis=1)
+        ok = proven(eps)
         if ok.any():
             k = int(np.flatnonzero(ok).max())
             lo_eps = float(eps[k])
@@ -70,5 +86,4 @@ def crown_radius(
             hi_eps = float(eps[k + 1])
         else:
             hi_eps = float(eps[0])
-    log.debug("CROWN radius: %.6g (gap to %.6g)", lo_eps, hi_eps)
-    return lo_eps
+    return lo_eps, hi_eps

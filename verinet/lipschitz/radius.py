@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verinet.bounds.graph import GraphModel, graph_crown
-from verinet.certify.crown_radius import margin_rows
+from verinet.certify.crown_radius import margin_rows, refine_grid
 from verinet.lipschitz.jacobian import NORMS, jacobian_bounds
 from verinet.types import Guarantee, InputError, linf_ball_bounds, linf_reach
 from verinet.verify.deadline import Deadline
@@ -105,21 +105,7 @@ def lipschitz_radius(gm: GraphModel, x0: np.ndarray, label: int, upper: float,
                                    norm)
         return rho
 
-    lo_e, hi_e = 0.0, top
-    for _ in range(rounds):
-        if deadline is not None and deadline.expired():
-            break
-        balls = np.linspace(lo_e, hi_e, grid + 1)[1:]
-        rho = take(balls)
-        full = np.flatnonzero(rho >= balls)
-        if full.size:
-            k = int(full.max())
-            lo_e = float(balls[k])
-            if k == balls.size - 1:
-                break
-            hi_e = float(balls[k + 1])
-        else:
-            hi_e = float(balls[0])
+    refine_grid(lambda balls: take(balls) >= balls, top, rounds, grid, deadline)
     e = best.radius
     for _ in range(climb):  # e <- min_j m_j / L_j(e), while it grows
         if deadline is not None and deadline.expired() or e <= 0:

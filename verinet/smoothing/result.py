@@ -55,8 +55,31 @@ def guarantee_of(options: SmoothingOptions) -> SmoothingGuarantee:
     return SmoothingGuarantee(confidence=1.0 - options.alpha, sigma=options.sigma)
 
 
+class _Outcome:
+    """What CERTIFY and PREDICT results share: the guarantee, abstention, correctness
+    (fields ``prediction``, ``label``, ``sigma``, ``alpha`` of the dataclass)."""
+
+    prediction: int | None
+    label: int | None
+    sigma: float
+    alpha: float
+
+    @property
+    def guarantee(self) -> SmoothingGuarantee:
+        return SmoothingGuarantee(confidence=1.0 - self.alpha, sigma=self.sigma)
+
+    @property
+    def abstained(self) -> bool:
+        return self.prediction is None
+
+    @property
+    def correct(self) -> bool:
+        """A class was returned and it is the label."""
+        return self.prediction is not None and self.prediction == self.label
+
+
 @dataclass(frozen=True)
-class Certificate:
+class Certificate(_Outcome):
     """``CERTIFY`` on sample ``index`` (true ``label``, None if unknown).
 
     ``selected``: the class the ``n0`` selection draws voted for (``selection_count``
@@ -88,26 +111,13 @@ class Certificate:
         if self.radius is not None and not self.radius > 0:
             raise ValueError(f"certified radius must be > 0, got {self.radius}")
 
-    @property
-    def guarantee(self) -> SmoothingGuarantee:
-        return SmoothingGuarantee(confidence=1.0 - self.alpha, sigma=self.sigma)
-
-    @property
-    def abstained(self) -> bool:
-        return self.prediction is None
-
-    @property
-    def correct(self) -> bool:
-        """Certified and the certified class is the label."""
-        return self.prediction is not None and self.prediction == self.label
-
     def certified_at(self, r: float) -> bool:
         """Correct with a certified radius of at least ``r``."""
         return self.correct and self.radius is not None and self.radius >= r
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Prediction(_Outcome):
     """``PREDICT`` on sample ``index``: the top two classes of ``n`` draws with their
     ``counts``, the two-sided binomial ``p_value`` of their split and ``prediction`` (the
     top class when ``p_value <= alpha``, else None: abstain).  Guarantee: the probability
@@ -123,18 +133,6 @@ class Prediction:
     sigma: float
     alpha: float
     seconds: float
-
-    @property
-    def guarantee(self) -> SmoothingGuarantee:
-        return SmoothingGuarantee(confidence=1.0 - self.alpha, sigma=self.sigma)
-
-    @property
-    def abstained(self) -> bool:
-        return self.prediction is None
-
-    @property
-    def correct(self) -> bool:
-        return self.prediction is not None and self.prediction == self.label
 
 
 def certified_accuracy(certificates: Sequence[Certificate],

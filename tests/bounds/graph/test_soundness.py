@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.graphs import ACTS, BLOCKS, random_graph, sample_box
+from tests.graphs import ACTS, BLOCKS, boxes_and_rows, random_graph, sample_box
 from verinet.bounds.graph import GraphModel, GraphOptions, graph_alpha_crown, graph_crown
 
 METHODS = ("interval", "crown", "alpha", "float32")  # "interval": intermediate bounds only
@@ -31,11 +31,7 @@ def _bounds(gm: GraphModel, lo: np.ndarray, hi: np.ndarray, method: str, C: np.n
 def _check(seed: int, blocks: tuple[str, ...], acts: tuple[str, ...], radius: float) -> None:
     net = random_graph(seed, blocks, acts)
     gm = GraphModel.of(net)
-    rng = np.random.default_rng(seed)
-    n = net.n_inputs
-    centres = rng.uniform(-1, 1, size=(2, n))
-    lo, hi = centres - radius, centres + radius
-    C = rng.normal(size=(2, net.n_outputs))
+    lo, hi, C, rng = boxes_and_rows(net, seed, radius)
     widths = []
     for method in METHODS:
         res = _bounds(gm, lo, hi, method, C)
