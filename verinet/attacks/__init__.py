@@ -5,9 +5,12 @@ Every attack is called the same way (:meth:`Attack.__call__`) and returns an
 ``name`` to its class (default options when called without arguments).  EAD (L1),
 L-BFGS (L2) and the Boundary Attack (L2, decision-based) minimise other norms: their
 region is still the L-inf ball ∩ domain, their ``distance`` is in their ``norm``.
+:class:`AdvGAN` needs a trained generator (:mod:`verinet.advgan`), so it is exported but
+not in ``REGISTRY``.
 :mod:`verinet.attacks.property_pgd` is the verifier's PGD on general properties.
 """
 
+from verinet.attacks.advgan import AdvGAN
 from verinet.attacks.base import NORMS, Attack, AttackResult, margin_loss
 from verinet.attacks.boundary import Boundary
 from verinet.attacks.cw import CWL2, CWLinf
@@ -22,6 +25,6 @@ REGISTRY: dict[str, type[Attack]] = {
 }
 
 __all__ = [
-    "BIM", "CWL2", "EAD", "FGSM", "FMN", "LBFGS", "NORMS", "PGD", "REGISTRY", "Attack",
-    "AttackResult", "Boundary", "CWLinf", "DeepFool", "margin_loss",
+    "BIM", "CWL2", "EAD", "FGSM", "FMN", "LBFGS", "NORMS", "PGD", "REGISTRY", "AdvGAN",
+    "Attack", "AttackResult", "Boundary", "CWLinf", "DeepFool", "margin_loss",
 ]

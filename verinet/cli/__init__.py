@@ -5,6 +5,8 @@
 counterexamples and their safe twins (:mod:`verinet.cli.selftest`).
 ``verinet smooth [MODEL.onnx] --sigma S --data FILE`` runs randomized smoothing's CERTIFY
 or PREDICT (probabilistic, for the smoothed classifier; :mod:`verinet.cli.smooth`).
+``verinet advgan train|attack`` trains an AdvGAN perturbation generator and attacks with
+it (:mod:`verinet.cli.advgan`).
 
 Exit codes (documented in the README):
 
@@ -26,7 +28,8 @@ JSON report keeps the samples finished before the error.
 
 One module per command: :mod:`~verinet.cli.verify`, :mod:`~verinet.cli.certify`,
 :mod:`~verinet.cli.pac`, :mod:`~verinet.cli.estimate` (``clever``, ``roby``),
-:mod:`~verinet.cli.study`, :mod:`~verinet.cli.selftest`; :mod:`~verinet.cli.samples` is
+:mod:`~verinet.cli.study`, :mod:`~verinet.cli.smooth`, :mod:`~verinet.cli.advgan`,
+:mod:`~verinet.cli.selftest`; :mod:`~verinet.cli.samples` is
 the per-sample loop ``certify`` and ``pac`` share, :mod:`~verinet.cli.options` the
 argparse value types and the options declared by several commands.  Each is imported
 when the parser is built or its command runs.
@@ -59,7 +62,17 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from verinet import __version__
-    from verinet.cli import certify, estimate, pac, records, selftest, study, verify
+    from verinet.cli import (
+        advgan,
+        certify,
+        estimate,
+        pac,
+        records,
+        selftest,
+        smooth,
+        study,
+        verify,
+    )
 
     p = _Parser(prog="verinet", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"verinet {__version__}")
@@ -72,10 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_parsers(sub, common)
     pac.add_parser(sub, common)
     study.add_parser(sub, common)
-    from verinet.cli import smooth
-
     smooth.add_parser(sub, common)
     selftest.add_parser(sub, common)
+    advgan.add_parser(sub, common)
     records.add_parsers(sub, common)
     return p
 
@@ -149,6 +161,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         set_threads(args.threads)
         return cmd_smooth(args)
+    if args.command == "advgan":
+        from verinet.cli.advgan import cmd_advgan
+
+        set_threads(args.threads)
+        return cmd_advgan(args)
     if args.command == "selftest":
         from verinet.cli.selftest import cmd_selftest
 
