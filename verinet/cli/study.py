@@ -61,6 +61,16 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="the L2 radius of that certified accuracy (0.25)")
     p.add_argument("--smooth-n", type=int, default=1000,
                    help="CERTIFY's estimation draws per sample (1000; n0 100, alpha 0.001)")
+    p.add_argument("--advgan-epochs", type=int, default=0,
+                   help="train an AdvGAN generator against each model for this many epochs "
+                        "(default 0: no AdvGAN) and report its confirmed success rate and "
+                        "the AdvGAN transfer matrix")
+    p.add_argument("--advgan-data",
+                   help="AdvGAN training data (same formats as --data; default: the study's "
+                        "samples, then the success rates are training-set figures)")
+    p.add_argument("--advgan-generators",
+                   help="comma-separated trained generators (verinet advgan train), one per "
+                        "model in order; an empty entry: train one (needs --advgan-epochs)")
     add_seed(p, help="random seed (0)")
     p.add_argument("--out", help="JSON report")
     p.add_argument("--csv", help="CSV, one row per model")
@@ -82,6 +92,21 @@ def _names(args: argparse.Namespace, paths: list[str]) -> list[str]:
     return names
 
 
+def _generators(args: argparse.Namespace, n: int, eps: float) -> list[Any]:
+    """The ``--advgan-generators`` (None per empty entry), read and checked against eps."""
+    if args.advgan_generators is None:
+        return [None] * n
+    from verinet.advgan.checkpoint import load_generator
+
+    files = [f.strip() for f in args.advgan_generators.split(",")]
+    if len(files) != n:
+        raise InputError(f"--advgan-generators lists {len(files)} files for {n} models")
+    if not all(files) and args.advgan_epochs == 0:
+        raise InputError("--advgan-generators has an empty entry: give --advgan-epochs to "
+                         "train that model's generator")
+    return [load_generator(f, eps=eps).generator if f else None for f in files]
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from verinet import api
     from verinet.data import load_samples
@@ -94,7 +119,8 @@ def cmd_study(args: argparse.Namespace) -> int:
                            clever_batch_size=args.clever_batch_size,
                            certify_timeout=args.certify_timeout, pac=args.pac,
                            smooth_sigma=args.smooth_sigma, smooth_radius=args.smooth_radius,
-                           smooth_n=args.smooth_n, seed=args.seed)
+                           smooth_n=args.smooth_n, advgan_epochs=args.advgan_epochs,
+                           seed=args.seed)
     paths = list(args.models)
     data_path = args.data
     if not paths:
@@ -107,13 +133,25 @@ def cmd_study(args: argparse.Namespace) -> int:
     elif data_path is None:
         raise InputError("--data FILE is required with models")
     names = _names(args, paths)
+    gens = _generators(args, len(paths), options.eps)  # bad files fail before the models
     models = [StudyModel(n, (m := api.load_model(p, mean=args.mean, std=args.std,
                                                  check=not args.no_check)).network,
-                         m.onnx_eval) for n, p in zip(names, paths, strict=True)]
+                         m.onnx_eval, g) for n, p, g in zip(names, paths, gens, strict=True)]
     first = models[0].network
-    data = load_samples(data_path, n_inputs=first.n_inputs, n_classes=first.n_outputs,
-                        scale=args.scale, samples=args.samples, start=args.start,
-                        layout=args.layout, input_shape=first.input_shape)
+
+    def samples(path: str, whole: bool = False) -> Any:
+        return load_samples(path, n_inputs=first.n_inputs, n_classes=first.n_outputs,
+                            scale=args.scale, samples=None if whole else args.samples,
+                            start=0 if whole else args.start, layout=args.layout,
+                            input_shape=first.input_shape)
+
+    data = samples(data_path)
+    advgan_data = None
+    if args.advgan_data is not None:
+        if options.advgan_epochs == 0:
+            raise InputError("--advgan-data needs --advgan-epochs > 0")
+        t = samples(args.advgan_data, whole=True)
+        advgan_data = (t.x, t.y)
     done: list[ModelMetrics] = []
 
     def partial(m: ModelMetrics) -> None:  # keep what is measured if a later model fails
@@ -126,7 +164,8 @@ def cmd_study(args: argparse.Namespace) -> int:
                                    ("partial: the transfer matrix and the cross-model "
                                     "analysis come after the last model",)), args.out)
 
-    rep = run_study(models, data.x, data.y, options, data=str(data_path), on_model=partial)
+    rep = run_study(models, data.x, data.y, options, data=str(data_path), on_model=partial,
+                    advgan_data=advgan_data)
     if args.out is not None:
         write_json(rep, args.out)
     if args.csv is not None:

@@ -6,7 +6,9 @@ JSON layout: ``data``, ``options`` (the :class:`~verinet.study.StudyOptions`),
 ``models`` (one object per model, the fields of
 :class:`~verinet.study.ModelMetrics`; ``null`` for undefined values), ``transfer``
 (``sources``/``targets`` names and ``matrix[i][j]``: share of model j's correct samples
-fooled by the I-FGSM examples crafted on model i), ``pareto`` (model names) and
+fooled by the I-FGSM examples crafted on model i), ``advgan_transfer`` (the same for the
+examples of the AdvGAN generator trained against model i; ``null`` without AdvGAN),
+``pareto`` (model names) and
 ``correlations`` (Spearman / Kendall of each metric against ``ifgsm_success``).
 CLEVER and ROBY are estimates, certified values are sound bounds, attack values are
 empirical: the JSON labels each group in ``guarantees``.
@@ -45,19 +47,25 @@ GUARANTEES = {
     "pac_inside": "share of PAC radii inside their [certified lower, attack upper]",
     "smoothed_accuracy": "probabilistic (randomized smoothing's CERTIFY, for the smoothed "
                          "classifier at options.smooth_sigma, not the base network)",
+    "advgan_success": "empirical (AdvGAN examples confirmed on the float64 IR and the ONNX "
+                      "model)",
 }
 
 COLUMNS = ("name", "clean_accuracy", "ifgsm_success", "ifgsm_mean_linf", "cw_success",
            "cw_mean_l2", "clever_linf", "lipschitz_mean", "roby", "fsa", "fsd", "fsc",
            "certified_accuracy", "empirical_accuracy", "certified_mean_lower",
-           "attack_mean_upper", "pac_mean", "pac_inside", "smoothed_accuracy", "n_samples",
-           "n_correct")
+           "attack_mean_upper", "pac_mean", "pac_inside", "smoothed_accuracy", "advgan_success",
+           "n_samples", "n_correct")
 
 
 def _num(v: Any) -> Any:
     if isinstance(v, float | np.floating):
         return float(v) if math.isfinite(v) else None
     return v
+
+
+def _matrix(names: list[str], m: np.ndarray) -> dict[str, Any]:
+    return {"sources": names, "targets": names, "matrix": [[_num(v) for v in row] for row in m]}
 
 
 def report_to_dict(rep: StudyReport) -> dict[str, Any]:
@@ -67,8 +75,9 @@ def report_to_dict(rep: StudyReport) -> dict[str, Any]:
         "options": asdict(rep.options),
         "guarantees": GUARANTEES,
         "models": [m.as_dict() for m in rep.models],
-        "transfer": {"sources": names, "targets": names,
-                     "matrix": [[_num(v) for v in row] for row in rep.transfer]},
+        "transfer": _matrix(names, rep.transfer),
+        "advgan_transfer": None if rep.advgan_transfer is None else _matrix(
+            names, rep.advgan_transfer),
         "pareto": list(rep.pareto),
         "correlations": [c.as_dict() for c in rep.correlations],
         "notes": list(rep.notes),
@@ -99,14 +108,15 @@ def format_table(rep: StudyReport) -> str:
     """The per-model table, the transfer matrix, the Pareto front and the correlations."""
     head = (f"{'model':16s} {'clean':>7s} {'IFGSM':>7s} {'IFGSM d':>8s} {'CW':>6s} "
             f"{'CW L2':>7s} {'CLEVER':>7s} {'Lip r':>7s} {'ROBY':>6s} {'cert':>7s} "
-            f"{'cert r':>7s} {'PAC r':>7s} {'smooth':>7s}")
+            f"{'cert r':>7s} {'PAC r':>7s} {'smooth':>7s} {'AdvGAN':>7s}")
     lines = [f"I-FGSM success at eps {rep.options.eps:g}; distortions are means of the "
              "smallest found (L-inf for I-FGSM, L2 for C&W); CLEVER (L-inf) and ROBY are "
              "estimates; Lip r: mean sound Lipschitz radius (L-inf); cert: certified robust "
              "accuracy and mean certified radius; smooth: smoothed certified accuracy at "
              f"L2 radius {rep.options.smooth_radius:g}, sigma {rep.options.smooth_sigma:g} "
              "(probabilistic, the smoothed classifier); PAC r: mean "
-             "DeepPAC radius (an estimate)", head]
+             "DeepPAC radius (an estimate); AdvGAN: success at eps, confirmed on the ONNX "
+             "model", head]
     for m in rep.models:
         lines.append(
             f"{m.name[:16]:16s} {_fmt(m.clean_accuracy, True):>7s} "
@@ -114,14 +124,16 @@ def format_table(rep: StudyReport) -> str:
             f"{_fmt(m.cw_success, True):>6s} {_fmt(m.cw_mean_l2):>7s} "
             f"{_fmt(m.clever_linf):>7s} {_fmt(m.lipschitz_mean):>7s} {_fmt(m.roby):>6s} "
             f"{_fmt(m.certified_accuracy, True):>7s} {_fmt(m.certified_mean_lower):>7s} "
-            f"{_fmt(m.pac_mean):>7s} {_fmt(m.smoothed_accuracy, True):>7s}")
+            f"{_fmt(m.pac_mean):>7s} {_fmt(m.smoothed_accuracy, True):>7s} "
+            f"{_fmt(m.advgan_success, True):>7s}")
     names = rep.names
-    lines.append("")
-    lines.append("transfer: row = crafted on, column = evaluated on (share fooled)")
-    width = max(8, *(len(n[:12]) for n in names))
-    lines.append(" " * 16 + " ".join(f"{n[:12]:>{width}s}" for n in names))
-    for n, row in zip(names, rep.transfer, strict=True):
-        lines.append(f"{n[:16]:16s}" + " ".join(f"{_fmt(v, True):>{width}s}" for v in row))
+    lines += _matrix_lines("transfer (I-FGSM): row = crafted on, column = evaluated on "
+                           "(share fooled)", names, rep.transfer)
+    if rep.advgan_transfer is not None:
+        lines += _matrix_lines("transfer (AdvGAN): row = generator trained against, column "
+                               "= evaluated on (share fooled, float64 IR)", names,
+                               rep.advgan_transfer)
+    lines += [f"note: {n}" for n in rep.notes]
     lines.append("")
     lines.append("Pareto front (clean accuracy vs 1 - I-FGSM success): " + ", ".join(rep.pareto))
     lines.append("rank correlation with the I-FGSM success rate (negative: ranks like it):")
@@ -131,25 +143,44 @@ def format_table(rep: StudyReport) -> str:
     return "\n".join(lines)
 
 
+def _matrix_lines(title: str, names: list[str], m: np.ndarray) -> list[str]:
+    width = max(8, *(len(n[:12]) for n in names))
+    lines = ["", title, " " * 16 + " ".join(f"{n[:12]:>{width}s}" for n in names)]
+    for n, row in zip(names, m, strict=True):
+        lines.append(f"{n[:16]:16s}" + " ".join(f"{_fmt(v, True):>{width}s}" for v in row))
+    return lines
+
+
+def _heatmap(fig: Any, ax: Any, names: list[str], m: np.ndarray, rows: str, title: str) -> None:
+    im = ax.imshow(np.nan_to_num(m, nan=0.0), vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("evaluated on")
+    ax.set_ylabel(rows)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+
+
 def plot_study(rep: StudyReport, path: str | os.PathLike[str]) -> None:
     """Three panels: the transfer heatmap, accuracy vs robustness with the Pareto front,
-    and each estimate against the I-FGSM success rate."""
+    and each estimate against the I-FGSM success rate; a fourth, second, panel with the
+    AdvGAN transfer heatmap when the study ran AdvGAN."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         raise InputError("matplotlib is needed for --plot: pip install matplotlib") from None
     names = rep.names
-    fig = Figure(figsize=(16, 5), layout="constrained")
+    gan = rep.advgan_transfer is not None
+    fig = Figure(figsize=(21 if gan else 16, 5), layout="constrained")
     FigureCanvasAgg(fig)
-    a, b, c = fig.subplots(1, 3)
-    im = a.imshow(np.nan_to_num(rep.transfer, nan=0.0), vmin=0, vmax=1, cmap="viridis")
-    a.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-    a.set_yticks(range(len(names)), names, fontsize=7)
-    a.set_xlabel("evaluated on")
-    a.set_ylabel("crafted on")
-    a.set_title(f"transfer success (I-FGSM, eps {rep.options.eps:g})")
-    fig.colorbar(im, ax=a, shrink=0.8)
+    axes = fig.subplots(1, 4 if gan else 3)
+    a, b, c = axes[0], axes[-2], axes[-1]
+    _heatmap(fig, a, names, rep.transfer, "crafted on",
+             f"transfer success (I-FGSM, eps {rep.options.eps:g})")
+    if gan:
+        _heatmap(fig, axes[1], names, rep.advgan_transfer, "generator trained against",
+                 f"transfer success (AdvGAN, eps {rep.options.eps:g})")
     acc = [m.clean_accuracy for m in rep.models]
     rob = rep.robustness()
     b.scatter(acc, rob, color="tab:blue")

@@ -79,10 +79,11 @@ def pareto_front(accuracy: Sequence[float], robustness: Sequence[float]) -> list
 
 
 #: metrics compared with the attack success rate (higher = more robust, except
-#: ``ifgsm_success`` / ``cw_success`` themselves)
+#: ``advgan_success``, itself an attack success rate: it ranks like it when it correlates
+#: *positively*)
 RANKED = ("clever_linf", "lipschitz_mean", "roby", "fsa", "fsd", "ifgsm_mean_linf",
           "cw_mean_l2", "certified_mean_lower", "certified_accuracy", "pac_mean",
-          "smoothed_accuracy", "clean_accuracy")
+          "smoothed_accuracy", "advgan_success", "clean_accuracy")
 
 
 def rank_correlations(models: Sequence[ModelMetrics], against: str = "ifgsm_success",

@@ -24,6 +24,10 @@ correctly (``n_correct``):
   certified correct with L2 radius ``>= smooth_radius``.  Probabilistic, at confidence
   ``1 - smooth_alpha``, for the *smoothed* classifier at ``smooth_sigma``, not the base
   network: it is reported beside the base network's numbers, never mixed into them.
+* optionally **AdvGAN** (``advgan_epochs > 0``, or a trained generator per model): the
+  share of the correct samples whose generator-made example is misclassified by the
+  float64 IR and the ONNX model (:mod:`verinet.study.advgan`; the generators also give
+  the study's AdvGAN transfer matrix).
 
 Every attack's success is confirmed on the float64 IR by :class:`~verinet.attacks.Attack`.
 Means over an empty set are ``nan``.
@@ -35,12 +39,16 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from verinet.attacks.base import Attack
 from verinet.ir.graph import Network
 from verinet.types import InputError
+
+if TYPE_CHECKING:
+    from verinet.advgan.nets import Generator
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,9 @@ class StudyOptions:
     ``clever_batches``/``clever_batch_size``: CLEVER's Nb / Ns; ``certify_timeout``:
     seconds per sample for the certified sandwich (0: skipped); ``pac``: also the
     DeepPAC maximum PAC radius of every correct sample (paper defaults, 1/255 grid; needs
-    ``certify_timeout > 0``)."""
+    ``certify_timeout > 0``); ``smooth_*``: randomized smoothing's sigma (0: skipped), L2
+    radius and CERTIFY's n0, n and alpha; ``advgan_epochs``: epochs of the AdvGAN
+    generator trained against each model (0: none trained)."""
 
     eps: float = 0.1
     ifgsm_steps: int = 20
@@ -69,6 +79,7 @@ class StudyOptions:
     smooth_n0: int = 100
     smooth_n: int = 1000
     smooth_alpha: float = 0.001
+    advgan_epochs: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -89,6 +100,9 @@ class StudyOptions:
 
             SmoothingOptions(sigma=self.smooth_sigma, n0=self.smooth_n0, n=self.smooth_n,
                              alpha=self.smooth_alpha, seed=self.seed)
+        if self.advgan_epochs < 0:
+            raise InputError(f"advgan_epochs must be >= 0 (0: no training), got "
+                             f"{self.advgan_epochs}")
         if self.pac and self.certify_timeout <= 0:
             raise InputError("PAC radii are compared with the certified sandwich: give a "
                              "certify timeout > 0 with pac")
@@ -121,6 +135,7 @@ class ModelMetrics:
     pac_inside: float | None = None
     lipschitz_mean: float = math.nan
     smoothed_accuracy: float | None = None
+    advgan_success: float | None = None
     seconds: tuple[tuple[str, float], ...] = ()
 
     def as_dict(self) -> dict[str, object]:
@@ -186,8 +201,10 @@ def ifgsm_min_distortion(network: Network, x: np.ndarray, y: np.ndarray, steps: 
 
 
 def model_metrics(name: str, network: Network, x: np.ndarray, y: np.ndarray,
-                  options: StudyOptions, onnx_eval: object | None = None) -> ModelMetrics:
-    """Every metric of the study for one model (see the module docstring)."""
+                  options: StudyOptions, onnx_eval: object | None = None,
+                  generator: Generator | None = None) -> ModelMetrics:
+    """Every metric of the study for one model (see the module docstring); with
+    ``generator`` (an AdvGAN generator for this model) also its success rate."""
     from verinet.attacks import CWL2
     from verinet.estimates.clever import CleverOptions, clever_scores
     from verinet.estimates.roby import roby
@@ -246,6 +263,14 @@ def model_metrics(name: str, network: Network, x: np.ndarray, y: np.ndarray,
         smoothed = smoothed_accuracy(network, x, y, options)
         seconds["smoothing"] = time.perf_counter() - t0
 
+    advgan = None
+    if generator is not None:
+        from verinet.study.advgan import advgan_success
+
+        t0 = time.perf_counter()
+        advgan = advgan_success(network, onnx_eval, generator, x, y)
+        seconds["advgan"] = time.perf_counter() - t0
+
     finite = dist[np.isfinite(dist)]
     return ModelMetrics(
         name=name, n_samples=len(y), n_correct=n_ok, clean_accuracy=n_ok / len(y),
@@ -253,7 +278,7 @@ def model_metrics(name: str, network: Network, x: np.ndarray, y: np.ndarray,
         ifgsm_unfooled=int((~np.isfinite(dist)).sum()),
         cw_success=_mean(cw_ok.astype(float)), cw_mean_l2=_mean(cw_d),
         clever_linf=_mean(scores), lipschitz_mean=_mean(lip), roby=rb.roby, fsa=rb.fsa,
-        fsd=rb.fsd, fsc=rb.fsc, smoothed_accuracy=smoothed,
+        fsd=rb.fsd, fsc=rb.fsc, smoothed_accuracy=smoothed, advgan_success=advgan,
         seconds=tuple(sorted(seconds.items())), **cert)
 
 
