@@ -42,6 +42,8 @@ def test_perturbation_never_exceeds_eps(shape: tuple[int, ...], conv: bool, eps:
         adv = gen.adversarial(xt[:8]).double().numpy()
     assert delta.shape == x.shape and np.isfinite(delta).all()
     assert np.abs(delta).max() <= eps  # in float64, no tolerance
+    # training's path (autograd, out of place) computes the same numbers
+    assert np.array_equal(gen(xt).detach().double().numpy(), delta)
     assert ((adv >= 0.0) & (adv <= 1.0)).all()  # clipped to the domain
 
 

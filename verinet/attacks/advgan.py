@@ -68,5 +68,5 @@ class AdvGAN(Attack):
             if bool(off.any()):
                 raise InputError(f"advgan: the generator was trained for eps {cfg.eps:g}, the "
                                  f"attack was asked for eps {float(eps[off][0]):g}")
-            out = g(x0).add_(x0).clamp_(lo, hi)
-        return out
+            # no clamp here: the final call clips every candidate to the ball ∩ domain
+            return g(x0).add_(x0)
