@@ -261,11 +261,15 @@ def test_bad_domain_and_options_raise() -> None:
         FMN()(net, x0, 0, eps=None, domain=(1.0, 0.0))
     with pytest.raises(InputError, match="unbounded"):
         FMN()(net, x0, 0, eps=None, domain=(-np.inf, np.inf))
-    for bad in (lambda: PGD(steps=0), lambda: PGD(schedule="linear"), lambda: PGD(loss="l2"),
-                lambda: FMN(gamma_init=2.0), lambda: CWL2(lr=0), lambda: DeepFool(candidates=1)):
-        with pytest.raises(InputError):
+    for bad, match in ((lambda: PGD(steps=0), r"pgd: steps and restarts must be >= 1"),
+                       (lambda: PGD(schedule="linear"), r"pgd: schedule must be one of"),
+                       (lambda: PGD(loss="l2"), r"pgd: loss must be one of"),
+                       (lambda: FMN(gamma_init=2.0), r"fmn: need 0 < gamma_final <= gamma_init"),
+                       (lambda: CWL2(lr=0), r"cw-l2: const and lr must be > 0"),
+                       (lambda: DeepFool(candidates=1), r"deepfool: candidates must be >= 2")):
+        with pytest.raises(InputError, match=match):
             bad()
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'steps'"):
         FGSM(steps=3)  # type: ignore[call-arg]  # FGSM has no steps option
 
 

@@ -63,12 +63,19 @@ def test_cap_is_respected(attack: Attack) -> None:
 
 
 def test_bad_options_raise() -> None:
-    for bad in (lambda: EAD(steps=0), lambda: EAD(rule="l2"), lambda: EAD(beta=-1.0),
-                lambda: EAD(lr=0.0), lambda: LBFGS(const_factor=1.0), lambda: LBFGS(targets=0),
-                lambda: LBFGS(loss="l2"), lambda: LBFGS(initial_const=-1.0),
-                lambda: Boundary(step_adaptation=1.0),
-                lambda: Boundary(init_tries=0), lambda: Boundary(source_step=0.0)):
-        with pytest.raises(InputError):
+    for bad, match in (
+            (lambda: EAD(steps=0), r"ead: steps and binary_steps must be >= 1"),
+            (lambda: EAD(rule="l2"), r"ead: rule must be one of \('en', 'l1'\), got 'l2'"),
+            (lambda: EAD(beta=-1.0), r"ead: beta and kappa must be >= 0"),
+            (lambda: EAD(lr=0.0), r"ead: lr must be > 0, got 0\.0"),
+            (lambda: LBFGS(const_factor=1.0), r"lbfgs: const_factor must be > 1"),
+            (lambda: LBFGS(targets=0), r"lbfgs: maxiter, memory and targets must be >= 1"),
+            (lambda: LBFGS(loss="l2"), r"lbfgs: loss must be one of \('ce', 'pair'\), got 'l2'"),
+            (lambda: LBFGS(initial_const=-1.0), r"lbfgs: initial_const must be > 0"),
+            (lambda: Boundary(step_adaptation=1.0), r"boundary: step_adaptation must be > 1"),
+            (lambda: Boundary(init_tries=0), r"boundary: init_tries and update_every must be >= 1"),
+            (lambda: Boundary(source_step=0.0), r"boundary: source_step must be > 0, got 0\.0")):
+        with pytest.raises(InputError, match=match):
             bad()
 
 

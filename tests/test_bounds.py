@@ -249,15 +249,16 @@ def test_prior_is_intersected() -> None:
 
 def test_bad_inputs_raise() -> None:
     chain = single_relu()
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"boxes \(1, 2\)/\(1, 2\) do not match 1 inputs"):
         crown_bounds(chain, np.zeros(2), np.ones(2))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="empty box: lower > upper"):
         crown_bounds(chain, np.ones(1), np.zeros(1))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="intermediate must be 'crown' or 'interval', got 'bogus'"):
         crown_bounds(chain, np.zeros(1), np.ones(1), intermediate="bogus")
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"C must be \(k, 1\) or \(1, k, 1\), got \(2, 3\)"):
         crown_bounds(chain, np.zeros(1), np.ones(1), C=np.ones((2, 3)))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"optimize must be one of \('lower', 'upper', 'both'\), "
+                                         r"got 'sideways'"):
         alpha_crown_bounds(chain, np.zeros(1), np.ones(1), optimize="sideways")
 
 

@@ -126,7 +126,7 @@ def test_bracket_refuses_a_proof_above_a_witness() -> None:
     b.offer(Witness(np.zeros(2), 1, 0.3, "pgd"))
     with pytest.raises(SoundnessError, match="adversarial example at distance 0.3"):
         b.prove_robust(0.4, "crown")
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError, match=r"milp proves radius >= 0\.31 but pgd found"):
         b.prove_lower(0.31, "milp", tol=1e-6)
     b.prove_lower(0.3 + 1e-7, "milp", tol=1e-6)  # within the solver's tolerance: clamped
     assert b.lower == 0.3
@@ -140,14 +140,17 @@ def test_bracket_refuses_a_witness_below_a_proof() -> None:
 
 
 def test_sandwich_and_sample_report_invariants() -> None:
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError,
+                       match=r"lower bound 0\.5 \(milp\) exceeds upper bound 0\.4 \(pgd\)"):
         Sandwich(0.5, 0.4, "milp", "pgd")
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError,
+                       match=r"verified at eps 0\.3 but an adversarial example lies at 0\.2"):
         SampleReport(0, 1, 1, SampleStatus.VERIFIED, eps=0.3,
                      radius=Sandwich(0.1, 0.2, "crown", "pgd"))
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError, match="falsified without a witness"):
         SampleReport(0, 1, 1, SampleStatus.FALSIFIED, eps=0.3)
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError,
+                       match=r"witness at distance 0\.1 lies below the certified radius 0\.2"):
         SampleReport(0, 1, 1, SampleStatus.UNKNOWN, radius=Sandwich(0.2, 0.3, "a", "b"),
                      witness=Witness(np.zeros(2), 0, 0.1, "pgd"))
 
@@ -163,7 +166,8 @@ def test_a_crossing_sandwich_is_raised_not_reported(monkeypatch: pytest.MonkeyPa
         if exact_radius(to_chain(net), x0, label, Box(np.zeros(2), np.ones(2))) < 0.3:
             break
     monkeypatch.setattr(E, "crown_radius", lambda *a, **k: 0.9)
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError,
+                       match=r"crown proves robustness at eps 0\.9 but fmn found an adversarial"):
         certify_sample(net, onnx_eval, 0, x0, label, FAST)
 
 
@@ -176,13 +180,13 @@ def test_witness_replay_rejects_a_correct_point() -> None:
 
 
 def test_options_are_validated() -> None:
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"eps must be a finite number >= 0, got -0\.1"):
         CertifyOptions(eps=-0.1)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="eps must be a finite number >= 0, got nan"):
         CertifyOptions(eps=float("nan"))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="give an eps, ask for radii, or both"):
         CertifyOptions()
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="timeout must be a positive number of seconds, got 0"):
         CertifyOptions(eps=0.1, timeout=0)
 
 

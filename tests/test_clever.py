@@ -196,7 +196,8 @@ def test_fit_recovers_a_known_location() -> None:
 def test_fit_falls_back_to_the_max_without_spread() -> None:
     fit = fit_reverse_weibull(np.full(20, 3.5))
     assert fit.fallback and fit.location == 3.5 and math.isnan(fit.shape)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError,
+                       match=r"batch maxima must be a \(K, Nb\) array of finite numbers"):
         fit_reverse_weibull(np.array([1.0, np.nan]))
 
 

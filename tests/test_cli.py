@@ -124,6 +124,7 @@ def test_undeclared_variable(tmp_path, capsys):
 @pytest.mark.parametrize("value", ["0", "-5", "nan", "abc"])
 def test_bad_timeout(tmp_path, capsys, value):
     net = _write_net(tmp_path)
+    # argparse's SystemExit carries only the exit code; its message goes to stderr (below)
     with pytest.raises(SystemExit) as e:
         parse_args(["verify", str(net), "p.vnnlib", "--timeout", value])
     assert e.value.code == 2

@@ -15,7 +15,7 @@ def test_time_budget_and_sub_budgets():
     assert 0.0 < s.seconds <= 2.0
     gone = Deadline(0.0)
     assert gone.expired() and gone.remaining() == 0.0
-    with pytest.raises(TimeoutReached):
+    with pytest.raises(TimeoutReached, match=r"time budget of 0\.0 s spent"):
         gone.check()
 
 

@@ -99,9 +99,15 @@ def test_with_normalization_matches_normalising_first() -> None:
     assert_chain_equals_network(normed)
 
 
-@pytest.mark.parametrize("mean,std", [(0.0, 0.0), (np.nan, 1.0), (0.0, -1.0), ([0, 0, 0], 1.0)])
-def test_with_normalization_rejects_bad_parameters(mean: object, std: object) -> None:
-    with pytest.raises(InputError):
+_NOT_FINITE = "normalisation needs finite mean and positive finite std"
+
+
+@pytest.mark.parametrize("mean,std,match", [
+    (0.0, 0.0, _NOT_FINITE), (np.nan, 1.0, _NOT_FINITE), (0.0, -1.0, _NOT_FINITE),
+    ([0, 0, 0], 1.0, r"mean/std do not broadcast to input shape \(1, 2, 4, 4\)")])
+def test_with_normalization_rejects_bad_parameters(mean: object, std: object,
+                                                   match: str) -> None:
+    with pytest.raises(InputError, match=match):
         conv_net().with_normalization(np.array(mean), np.array(std))
 
 

@@ -130,10 +130,10 @@ def test_empty_conjunction_is_reachable() -> None:
 def test_sigmoid_chain_is_unsupported() -> None:
     chain = random_chain(np.random.default_rng(0), [2, 3, 2], kind="sigmoid")
     box = Box(np.zeros(2), np.ones(2))
-    with pytest.raises(UnsupportedModelError):
+    with pytest.raises(UnsupportedModelError, match="sigmoid .*MILP encoding supports ReLU only"):
         milp_check_term(chain, box, Halfspaces(np.ones((1, 2)), np.zeros(1)),
                         interval_bounds(chain, box))
-    with pytest.raises(UnsupportedModelError):
+    with pytest.raises(UnsupportedModelError, match="sigmoid .*MILP encoding supports ReLU only"):
         tighten_bounds(chain, box, interval_bounds(chain, box))
 
 
@@ -142,10 +142,10 @@ def test_unbounded_unstable_relu_is_rejected() -> None:
     box = Box(np.array([-np.inf, 0.0]), np.array([np.inf, 1.0]))
     inf = np.full(3, np.inf)
     bounds = LayerBounds((-inf, np.full(2, -np.inf)), (inf, np.full(2, np.inf)))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="needs finite bounds on every unstable ReLU input"):
         encode_chain(make_backend(), chain, box, bounds)
     nan = LayerBounds((np.full(3, np.nan), np.zeros(2)), (np.ones(3), np.ones(2)))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="layer bounds contain NaN"):
         encode_chain(make_backend(), chain, box, nan)
 
 
@@ -276,7 +276,7 @@ def test_highs_early_stop() -> None:
 
 
 def test_unknown_backend() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown MILP backend 'gurobi'"):
         make_backend("gurobi")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -180,9 +181,11 @@ def test_schema_enums_match_the_code() -> None:
 def test_validator_rejects_broken_reports() -> None:
     schema = rc.load_schema()
     d = rc.report_to_dict(_report())
-    broken = [("summary", None), ("eps", "0.03"), ("samples", {})]
-    for key, val in broken:
-        with pytest.raises(AssertionError):
+    broken = [("summary", None, "$.summary: None is not ['object']"),
+              ("eps", "0.03", "$.eps: '0.03' is not ['number', 'null']"),
+              ("samples", {}, "$.samples: {} is not ['array']")]
+    for key, val, message in broken:
+        with pytest.raises(AssertionError, match=re.escape(message)):
             validate({**d, key: val}, schema, schema)
     sample = {**d["samples"][0], "status": "robust"}
     with pytest.raises(AssertionError, match="robust"):

@@ -74,9 +74,15 @@ def test_rank_correlations_signs():
 
 
 def test_options_reject_bad_values():
-    for kw in ({"eps": 0.0}, {"eps": 1.5}, {"eps": math.nan}, {"ifgsm_steps": 0},
-               {"clever_batches": 0}, {"certify_timeout": -1.0}, {"pac": True}):
-        with pytest.raises(InputError):
+    for kw, match in (
+            ({"eps": 0.0}, r"eps must lie in \(0, 1\], got 0\.0"),
+            ({"eps": 1.5}, r"eps must lie in \(0, 1\], got 1\.5"),
+            ({"eps": math.nan}, r"eps must lie in \(0, 1\], got nan"),
+            ({"ifgsm_steps": 0}, r"ifgsm_steps must be >= 1, got 0"),
+            ({"clever_batches": 0}, r"clever_batches must be >= 1, got 0"),
+            ({"certify_timeout": -1.0}, r"certify_timeout must be >= 0, got -1\.0"),
+            ({"pac": True}, r"give a certify timeout > 0 with pac")):
+        with pytest.raises(InputError, match=match):
             StudyOptions(**kw)
 
 
@@ -134,9 +140,9 @@ def test_transfer_matrix_of_copies(bundled):
 
 def test_run_study_rejects_bad_model_sets(bundled):
     m, x, y = bundled
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="a study needs at least one model"):
         run_study([], x, y, FAST)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"model names must be unique, got \['a', 'a'\]"):
         run_study([StudyModel("a", m.network), StudyModel("a", m.network)], x, y, FAST)
 
 

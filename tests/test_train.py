@@ -128,7 +128,8 @@ def test_from_file_reads_any_samples_file(tmp_path: Path) -> None:
     split = from_file(tmp_path / "d.npz", n_inputs=6, n_classes=3, seed=0)
     assert split.n_inputs == 6 and split.n_classes == 3 and split.name == "d.npz"
     assert len(split.y_train) + len(split.y_test) == 60
-    with pytest.raises(InputError):
+    with pytest.raises(InputError,
+                       match="samples have 6 input values but the model has 5 inputs"):
         from_file(tmp_path / "d.npz", n_inputs=5, n_classes=3)
 
 

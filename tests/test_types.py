@@ -28,7 +28,7 @@ def test_box_rejects_empty_and_nan():
 
 def test_box_is_read_only():
     b = Box(np.zeros(3), np.ones(3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="assignment destination is read-only"):
         b.lower[0] = 5.0
 
 
@@ -74,12 +74,12 @@ def test_linf_ball_bounds_batches_are_single_balls(x, radii):
 def test_sandwich_invariant(lo, gap, slack):
     s = Sandwich(lo, lo + gap)
     assert s.gap >= 0
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError, match=r"lower bound .* exceeds upper bound .* by 0\.001"):
         Sandwich(lo + gap + 1e-3 + slack, lo + gap)
 
 
 def test_sandwich_nan_raises():
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError, match=r"sandwich end is NaN: \[nan, 1\.0\]"):
         Sandwich(float("nan"), 1.0)
 
 
@@ -90,26 +90,26 @@ def test_robustness_property_semantics():
     assert p.violated_by(np.array([0.5, 0.5]), np.array([0.0, 1.0, 0.5])) == -1
     assert p.violated_by(np.array([0.5, 0.5]), np.array([1.0, 1.0, 0.5])) == 0  # a tie counts
     assert p.violated_by(np.array([1.5, 0.5]), np.array([2.0, 1.0, 0.5])) == -1  # outside box
-    with pytest.raises(PropertyError):
+    with pytest.raises(PropertyError, match="label 3 out of range for 3 outputs"):
         Property.robustness(box, label=3, n_outputs=3)
 
 
 def test_property_checks_dimensions():
     box = Box(np.zeros(2), np.ones(2))
-    with pytest.raises(PropertyError):
+    with pytest.raises(PropertyError, match="term constrains 3 outputs, expected 2"):
         Property((Term(box, Halfspaces(np.ones((1, 3)), np.zeros(1))),), 2, 2)
-    with pytest.raises(PropertyError):
+    with pytest.raises(PropertyError, match="property has no terms"):
         Property((), 2, 2)
 
 
 def test_result_invariants():
     cex = Counterexample(np.zeros(2), np.zeros(2), confirmed=False)
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError, match="falsified verdict needs a confirmed counterexample"):
         VerificationResult(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, cex)
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError, match="falsified verdict needs a confirmed counterexample"):
         VerificationResult(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, None)
     ok = Counterexample(np.zeros(2), np.zeros(2), confirmed=True)
-    with pytest.raises(SoundnessError):
+    with pytest.raises(SoundnessError, match="verified verdict with a confirmed counterexample"):
         VerificationResult(Status.VERIFIED, Reason.PROVEN_BY_BOUNDS, ok)
     assert VerificationResult(Status.UNKNOWN, Reason.TIMEOUT).vnncomp == "timeout"
     assert VerificationResult(Status.UNKNOWN, Reason.INCOMPLETE).vnncomp == "unknown"
