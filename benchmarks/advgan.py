@@ -101,10 +101,10 @@ def cases(epochs_scale: float) -> dict[str, Case]:
 
     mnist = {"lr": 3e-4, "shift": 2}
     return {
-        "fnn1": Case("fnn1", 0.3, "mlp", 32, opts(1500, **mnist), "train 0-49, test 50-99"),
+        "fnn1": Case("fnn1", 0.3, "mlp", 24, opts(1500, **mnist), "train 0-49, test 50-99"),
         "fnn1-conv": Case("fnn1-conv", 0.3, "conv", 16, opts(1500, **{**mnist, "lr": 1e-3}),
                           "train 0-49, test 50-99"),
-        "fnn1-all": Case("fnn1-all", 0.3, "mlp", 32, opts(750, **mnist),
+        "fnn1-all": Case("fnn1-all", 0.3, "mlp", 24, opts(750, **mnist),
                          "train and test 0-99 (training-set figures)"),
         "digits": Case("digits", 0.1, "mlp", 32, opts(400, lr=3e-3),
                        "digits train split (1,347), test: the 100 bundled samples"),
