@@ -249,6 +249,67 @@ def test_a_narrow_bracket_probes_just_below_the_witness(monkeypatch: pytest.Monk
                                                         ) -> None:
     probes = _schedule(monkeypatch, 0.10, 0.12, provable=0.115)
     assert probes[0] == (pytest.approx(0.12 - 0.98e-3), 0.75)
-    assert len(probes) > 1 and all(f == pytest.approx(0.34) for _, f in probes[1:])
+    # then bisection with a third of the time; at the end (capped onto the certified end)
+    # at most one retry of a timed-out probe with all of it
+    shares = [f for _, f in probes[1:]]
+    if shares[-1] == 1.0:
+        shares.pop()
+    assert shares and all(f == pytest.approx(0.34) for f in shares)
     # once the witness probe is out, probes bisect what is left
     assert probes[1][0] == pytest.approx(0.5 * (0.10 + 0.12 - 0.98e-3))
+
+
+def test_timed_out_probes_are_retried_with_the_time_left(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """A verifier that needs the whole remaining time for 0.025 < eps <= 0.03: once the
+    shared-time probes have capped the search, the lowest timed-out probe is tried again
+    with all of it (fraction 1), and each proof lets the next one be retried."""
+    from verinet.certify import engine
+    from verinet.types import Status
+    from verinet.verify.deadline import Deadline
+
+    net, onnx_eval, rng = _tiny(3, 3, [4], 3)
+    x0 = np.full(3, 0.5)
+    sample = Sample(x0, 0, (np.zeros(3), np.ones(3)))
+    ctx = engine._Ctx(net, ModelViews(net), onnx_eval, sample,
+                      CertifyOptions(radius=True, timeout=60.0), Deadline(60.0), rng)
+    ctx.bracket.prove_robust(0.02, "crown")
+    ctx.bracket.offer(Witness(x0 + 0.08, 1, 0.08, "fmn"))
+    probes: list[tuple[float, float]] = []
+
+    def fake(c: engine._Ctx, eps: float, fraction: float) -> Status:
+        probes.append((eps, fraction))
+        if eps <= 0.025 or (eps <= 0.03 and fraction == 1.0):
+            c.bracket.prove_robust(eps, "verify:proven by branch and bound")
+            return Status.VERIFIED
+        return Status.UNKNOWN
+
+    monkeypatch.setattr(engine, "_verify_at", fake)
+    engine._bisection_stage(ctx)
+    shared = [p for p, f in probes if f < 1.0]
+    retried = [p for p, f in probes if f == 1.0]
+    assert retried and all(p in shared for p in retried)  # only probes that timed out
+    assert max(p for p, f in probes if f < 1.0 and p <= 0.025) < ctx.bracket.lower <= 0.03
+    assert probes[-1][1] == 1.0 and probes[-1][0] > 0.03  # it stops at the first failure
+    assert 0.03 - ctx.bracket.lower <= 2e-3  # and the proofs went on up to the verifier's
+
+
+def test_a_grid_round_starts_only_when_it_fits() -> None:
+    """refine_grid skips a round the previous one's time says will not fit."""
+    import time
+
+    from verinet.certify.crown_radius import refine_grid
+    from verinet.verify.deadline import Deadline
+
+    calls: list[float] = []
+
+    def slow(eps: np.ndarray) -> np.ndarray:
+        calls.append(float(eps[-1]))
+        time.sleep(0.2)
+        return eps <= 0.3
+
+    lo, _ = refine_grid(slow, 1.0, rounds=3, grid=4, deadline=Deadline(0.3))
+    assert len(calls) == 1 and lo == 0.25  # 0.2 s spent, 0.1 s left: round 2 would not fit
+    calls.clear()
+    lo, _ = refine_grid(slow, 1.0, rounds=3, grid=4, deadline=Deadline(5.0))
+    assert len(calls) == 3 and 0.25 < lo <= 0.3

@@ -10,6 +10,7 @@ certified radius of its grid, which is sound whatever the others say.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -71,13 +72,19 @@ def refine_grid(proven: Callable[[np.ndarray], np.ndarray], top: float, rounds: 
                 grid: int, deadline: Deadline | None = None) -> tuple[float, float]:
     """Rounds of a grid of ``grid`` radii in ``(lo, hi]`` (first ``(0, top]``), each
     evaluated in one batch by ``proven`` (a mask); a round moves ``lo`` to the largest
-    proven radius and ``hi`` to the next one.  Returns ``(lo, hi)``."""
+    proven radius and ``hi`` to the next one.  With a ``deadline``, a round starts only
+    when the previous one's time still fits in it (the first always runs).  Returns
+    ``(lo, hi)``."""
     lo_eps, hi_eps = 0.0, float(top)
+    last = 0.0  # seconds of the previous round
     for _ in range(rounds):
-        if deadline is not None and deadline.expired():
+        # a round is one batch: start it only when one like the last still fits
+        if deadline is not None and (deadline.expired() or last > deadline.remaining()):
             break
+        t0 = time.monotonic()
         eps = np.linspace(lo_eps, hi_eps, grid + 1)[1:]
         ok = proven(eps)
+        last = time.monotonic() - t0
         if ok.any():
             k = int(np.flatnonzero(ok).max())
             lo_eps = float(eps[k])

@@ -64,6 +64,17 @@ FIRST_PROBE_SHARE = 0.75
 NARROW = 1.25
 CLIMB_STEP = 0.1
 CLIMB_SHARE = 0.25
+# Shares of the remaining time for the bound-only lower ends before the search: a grid
+# round of CROWN on a CIFAR ConvSmall takes about 6.5 s (16 balls, float64), the
+# Lipschitz radius's about 2 s; without caps they took 20 + 6 of an image's 60 s.
+CROWN_SHARE = 0.15
+LIPSCHITZ_SHARE = 0.05
+# A probe that timed out is retried with all the time left once the bisection has
+# nothing else to try, when at least this much is left (seconds).
+RETRY_MIN = 2.0
+# The final radius MILP on a graph (non-chain) model runs only up to this many binaries:
+# at 1,852 (CIFAR ConvSmall) or 2,257 (CNN1) it never closed a bracket in 60 s.
+GRAPH_MILP_MAX = 500
 
 
 def make_attack(name: str) -> Any:
@@ -260,7 +271,7 @@ def _crown_stage(ctx: _Ctx) -> None:
         top = max(ctx.options.eps * 2.0, 1e-3)
     eps = crown_radius(ctx.views.graph, ctx.sample.x0, ctx.sample.label,
                        min(top, ctx.sample.max_distance), ctx.sample.domain,
-                       deadline=ctx.deadline)
+                       deadline=ctx.deadline.sub(CROWN_SHARE))
     if eps > 0:
         ctx.bracket.prove_robust(eps, "crown")
     ctx.timed("crown", t0)
@@ -277,7 +288,8 @@ def _lipschitz_stage(ctx: _Ctx) -> None:
     gm, s = ctx.views.graph, ctx.sample
     glob = gm.cached(("lipschitz", "linf"), lambda: global_lipschitz(gm, "linf"))
     top = min(ctx.bracket.upper, s.max_distance)
-    local = lipschitz_radius(gm, s.x0, s.label, top, s.domain, deadline=ctx.deadline)
+    local = lipschitz_radius(gm, s.x0, s.label, top, s.domain,
+                             deadline=ctx.deadline.sub(LIPSCHITZ_SHARE))
     margins = np.asarray(local.margins) if local.margins else point_margins(gm, s.x0, s.label)
     L = glob.margins(s.label)  # type: ignore[attr-defined]
     g = float(np.min(np.where(L > 0, margins / np.where(L > 0, L, 1.0), np.inf)))
@@ -305,6 +317,7 @@ def _verify_at(ctx: _Ctx, eps: float, fraction: float) -> Status:
                                           res.counterexample.x, "verify"))
     else:
         ctx.notes.append(f"eps {eps:.6g}: {res.reason.value}")
+    log.debug("probe at eps %.6g with %.1f s: %s", eps, sub.seconds, res.status.value)
     return res.status
 
 
@@ -343,6 +356,7 @@ def _milp_stage(ctx: _Ctx, max_binaries: int | None) -> None:
 
         bounds = crown_layer_bounds(chain, box)
         if max_binaries is not None and _n_unstable(bounds) > max_binaries:
+            ctx.timed("milp", t0)
             return
         bounds = tighten_bounds(chain, box, bounds, Tightening.LP, ctx.options.backend,
                                 time_budget=budget)
@@ -353,7 +367,8 @@ def _milp_stage(ctx: _Ctx, max_binaries: int | None) -> None:
 
         gm = ctx.views.graph
         nodes = graph_node_bounds(gm, box)
-        if max_binaries is not None and n_binaries(gm, nodes) > max_binaries:
+        if n_binaries(gm, nodes) > (GRAPH_MILP_MAX if max_binaries is None else max_binaries):
+            ctx.timed("milp", t0)
             return
         problem = graph_problem(gm, tighten_graph(gm, box, nodes, ctx.options.backend,
                                                   time_budget=budget))
@@ -407,7 +422,11 @@ def _bisection_stage(ctx: _Ctx) -> None:
       ball, so this spends the budget on proofs that move the bracket, where a probe at
       the witness would burn most of it on a ball the search cannot decide (CIFAR
       ConvSmall, image 7: eps 0.025 proven in 5.5 s, nothing at 0.03-0.06 in 30 s each,
-      witness at 0.080)."""
+      witness at 0.080).
+
+    When the timed-out probes have capped the search onto the certified end and time is
+    left (``RETRY_MIN``), the lowest of them is tried again with all of it; after a proof
+    the search goes on below the next timed-out probe."""
     b, tol = ctx.bracket, ctx.options.tolerance
     cap = min(b.upper, ctx.sample.max_distance)
     t0 = time.monotonic()
@@ -415,8 +434,19 @@ def _bisection_stage(ctx: _Ctx) -> None:
         # No witness anywhere: first ask whether the whole domain is robust.
         _verify_at(ctx, cap, 0.34)
     near_tried, step = False, CLIMB_STEP
-    while (min(b.upper, cap) - b.lower > tol and b.robust_at < ctx.sample.max_distance
-           and ctx.deadline.remaining() > 0.5):
+    failed: list[float] = []  # probes that timed out, each with a share of the time
+    while b.robust_at < ctx.sample.max_distance and ctx.deadline.remaining() > 0.5:
+        if min(b.upper, cap) - b.lower <= tol:
+            # Nothing left below the cap: retry the lowest timed-out probe that would still
+            # move the bracket, now with all the time left (it had a share of it before).
+            retry = [p for p in failed if b.lower + tol < p < b.upper]
+            if b.upper - b.lower <= tol or not retry or ctx.deadline.remaining() < RETRY_MIN:
+                break
+            if _verify_at(ctx, min(retry), 1.0) is not Status.VERIFIED:
+                break
+            failed = [p for p in failed if p > b.lower]  # the search goes on above it
+            cap = min(failed, default=min(b.upper, ctx.sample.max_distance))
+            continue
         top = min(b.upper, cap)
         narrow = b.lower > 0 and top <= NARROW * b.lower
         if narrow and not near_tried and math.isfinite(b.upper) and cap >= b.upper:
@@ -429,6 +459,7 @@ def _bisection_stage(ctx: _Ctx) -> None:
         status = _verify_at(ctx, probe, share)
         if status is Status.UNKNOWN:
             cap, step = probe, 0.5 * step
+            failed.append(probe)
         elif status is Status.VERIFIED:
             step = 2.0 * step
     ctx.timed("bisection", t0)
