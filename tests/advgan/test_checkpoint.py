@@ -17,8 +17,9 @@ from verinet.advgan import (
     save_generator,
     train_advgan,
 )
-from verinet.advgan.checkpoint import FORMAT, VERSION, file_sha256
+from verinet.advgan.checkpoint import FORMAT, VERSION
 from verinet.attacks import AdvGAN
+from verinet.report.records import file_sha256
 from verinet.types import InputError
 
 

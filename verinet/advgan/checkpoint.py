@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -42,15 +41,6 @@ class SavedGenerator:
     target_name: str
     target_sha256: str
     train: tuple[tuple[str, Any], ...]
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file (the target model's identity in a generator file)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _train_record(result: TrainResult | None) -> dict[str, Any]:

@@ -123,11 +123,12 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from verinet.advgan.checkpoint import file_sha256, save_generator
+    from verinet.advgan.checkpoint import save_generator
     from verinet.advgan.config import GeneratorConfig
     from verinet.advgan.train import train_advgan
     from verinet.data import validate_eps
     from verinet.report.paths import check_output
+    from verinet.report.records import file_sha256
 
     eps = validate_eps(args.eps)
     options = _options(args)  # option values first, before the model loads
@@ -148,10 +149,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _attack(args: argparse.Namespace) -> int:
-    from verinet.advgan.checkpoint import check_fit, file_sha256, load_generator
+    from verinet.advgan.checkpoint import check_fit, load_generator
     from verinet.advgan.evaluate import attack_samples
     from verinet.attacks.advgan import AdvGAN
     from verinet.report.paths import check_output
+    from verinet.report.records import file_sha256
 
     if args.out is not None:
         check_output(args.out, "--out")

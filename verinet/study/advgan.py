@@ -31,6 +31,7 @@ from verinet.advgan import GeneratorConfig, TrainOptions, attack_samples, train_
 from verinet.advgan.nets import Generator
 from verinet.attacks.advgan import AdvGAN
 from verinet.ir.graph import Network
+from verinet.study.analysis import fooled_shares
 from verinet.study.metrics import correct_mask
 from verinet.types import InputError
 
@@ -83,14 +84,6 @@ def advgan_transfer(networks: Sequence[Network], generators: Sequence[Generator]
         raise InputError(f"{len(generators)} generators for {len(networks)} models")
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
-    k = len(networks)
     correct = [correct_mask(net, x, y) for net in networks]
-    advs = [adversarial_examples(g, x) for g in generators]
-    out = np.full((k, k), math.nan)
-    for j, net in enumerate(networks):
-        cj = correct[j]
-        if not cj.any():
-            continue
-        for i in range(k):
-            out[i, j] = float((~correct_mask(net, advs[i][cj], y[cj])).mean())
-    return out
+    return fooled_shares(networks, [adversarial_examples(g, x) for g in generators], y,
+                         correct)

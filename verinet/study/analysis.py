@@ -42,7 +42,6 @@ def transfer_matrix(networks: Sequence[Network], x: np.ndarray, y: np.ndarray, e
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
-    k = len(networks)
     correct = [correct_mask(net, x, y) for net in networks]
     advs = []
     for i, net in enumerate(networks):
@@ -53,14 +52,22 @@ def transfer_matrix(networks: Sequence[Network], x: np.ndarray, y: np.ndarray, e
             fooled, xa = ifgsm_success(net, x[ok], y[ok], eps, steps, rng)
             adv[np.flatnonzero(ok)[fooled]] = xa[fooled]
         advs.append(adv)
-    out = np.full((k, k), math.nan)
+    return fooled_shares(networks, advs, y, correct)
+
+
+def fooled_shares(networks: Sequence[Network], advs: Sequence[np.ndarray], y: np.ndarray,
+                  correct: Sequence[np.ndarray]) -> np.ndarray:
+    """``T[i, j]``: the share of model ``j``'s correct samples (``correct[j]``) that the
+    inputs ``advs[i]`` (one row per sample) make ``j`` misclassify (float64 IR, ties
+    count); nan where ``j`` has no correct sample."""
+    k = len(networks)
+    out = np.full((len(advs), k), math.nan)
     for j, net in enumerate(networks):
         cj = correct[j]
         if not cj.any():
             continue
-        for i in range(k):
-            wrong = ~correct_mask(net, advs[i][cj], y[cj])
-            out[i, j] = float(wrong.mean())
+        for i, adv in enumerate(advs):
+            out[i, j] = float((~correct_mask(net, adv[cj], y[cj])).mean())
     return out
 
 
