@@ -33,6 +33,9 @@ def test_the_gate(cnn_twins) -> None:
     sat, _ = cnn_twins
     assert not _milp_first(sat.views, VerifyOptions(milp_first_units=0))
     assert not _milp_first(sat.views, VerifyOptions(milp_first_units=10))
+    n = sat.views.network.n_inputs
+    assert _milp_first(sat.views, VerifyOptions(milp_first_inputs=n))
+    assert not _milp_first(sat.views, VerifyOptions(milp_first_inputs=n - 1))  # image-sized
     sig, _ = (_subject(i) for i in instance_pair("sigmoid", 0, 1))
     assert not _milp_first(sig.views, VerifyOptions())  # Sigmoid: no exact MILP
     opts = VerifyOptions(attack=False, milp_first_units=0)
