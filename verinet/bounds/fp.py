@@ -31,6 +31,7 @@ This module is the only place these constants live.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -92,3 +93,18 @@ FLOAT64 = Slack()
 def fp_slack(magnitude: np.ndarray | float) -> np.ndarray | float:
     """The float64 slack of ``magnitude`` (numpy or float)."""
     return FLOAT64(magnitude)
+
+
+REPRODUCIBLE_BITS = 40
+
+
+def reproducible_lower(x: float) -> float:
+    """``x`` rounded down to ``REPRODUCIBLE_BITS`` significant bits (a relative step of
+    2^-40, about 9e-13): a lower bound stays a lower bound, and noise in its last digits
+    (HiGHS's MILP dual bound differed by 3e-15 between identical runs of one sample, one
+    under load) stays out of the records that identical runs must share."""
+    if not math.isfinite(x) or x == 0.0:
+        return x
+    m, e = math.frexp(x)
+    step = 2.0**REPRODUCIBLE_BITS
+    return math.ldexp(math.floor(m * step) / step, e)

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from verinet.bounds.fp import reproducible_lower
 from verinet.certify import RADIUS_SEARCHES
 from verinet.certify.bracket import Bracket, Sample, confirm_witness
 from verinet.certify.crown_radius import certified_margins, crown_radius
@@ -385,8 +386,9 @@ def _milp_stage(ctx: _Ctx, max_binaries: int | None) -> None:
         ctx.notes.append(f"radius MILP: {out.solver_errors} solver error(s), floor kept")
     if out.candidate is not None:
         _offer_milp_candidate(ctx, out.candidate, out.objective)
-    if out.lower > b.lower:
-        b.prove_lower(out.lower, "milp", tol=1e-6)
+    lower = reproducible_lower(out.lower)
+    if lower > b.lower:
+        b.prove_lower(lower, "milp", tol=1e-6)
 
 
 def _n_unstable(bounds: Any) -> int:
