@@ -134,6 +134,6 @@ def _generator(m: StudyModel, index: int, x: np.ndarray, y: np.ndarray,
     seed = int(np.random.SeedSequence([options.seed, index]).generate_state(1)[0])
     gen = study_generator(m.network, xt, yt, eps=options.eps, epochs=options.advgan_epochs,
                           seed=seed)
-    log.info("study: AdvGAN generator for %s trained in %.1f s", m.name,
-             time.perf_counter() - t0)
-    return gen, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    log.info("study: AdvGAN generator for %s trained in %.1f s", m.name, seconds)
+    return gen, seconds
