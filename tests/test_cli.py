@@ -168,3 +168,23 @@ def test_process_entry_point_flushes_and_keeps_exit_codes(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.startswith("verinet: error:") and bad.stderr.count("\n") == 1
+
+
+def test_the_parser_and_the_ray_start_import_nothing_heavy():
+    """Building the parser, checking the options and the ``--ray`` start's own module
+    import neither torch nor onnx nor the engines, so a ``--ray`` cluster starts while the
+    driver imports them (a fresh interpreter: this process has them loaded already)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from verinet.cli import parse_args\n"
+            "from verinet.cli.samples import backend, check_sample_outputs, eps_option, shard\n"
+            "import verinet.runs.ray_start\n"
+            "a = parse_args(['certify', '--eps', '0.03', '--ray', '--shard', '0/2'])\n"
+            "eps_option(a); check_sample_outputs(a); backend(a); shard(a)\n"
+            "print(sorted(m for m in ('torch', 'onnx', 'scipy', 'verinet.certify.engine')\n"
+            "             if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

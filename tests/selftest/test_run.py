@@ -106,3 +106,9 @@ def test_quick_subset_every_engine_never_wrong() -> None:
     # chain engines apply to the fully connected family only
     assert {o.score == "n/a" for o in outs
             if o.engine == "chain-crown" and o.family != "mlp"} == {True}
+
+
+def test_the_parser_lists_every_engine_in_order():
+    from verinet.selftest.names import ENGINE_NAMES
+
+    assert tuple(ENGINES) == ENGINE_NAMES

@@ -27,14 +27,14 @@ settings), :mod:`~verinet.advgan.nets` (G and D), :mod:`~verinet.advgan.losses`,
 >>> save_generator(trained.generator, "gen.pt", result=trained.result)
 """
 
-from verinet.advgan.checkpoint import SavedGenerator, load_generator, save_generator
-from verinet.advgan.config import GeneratorConfig, TrainOptions
-from verinet.advgan.evaluate import AdvGANReport, attack_samples
-from verinet.advgan.nets import Discriminator, Generator
-from verinet.advgan.train import Trained, TrainResult, train_advgan
+from verinet.lazy import lazy_exports
 
-__all__ = [
-    "AdvGANReport", "Discriminator", "Generator", "GeneratorConfig", "SavedGenerator",
-    "TrainOptions", "TrainResult", "Trained", "attack_samples", "load_generator",
-    "save_generator", "train_advgan",
-]
+_HOMES = {
+    "SavedGenerator": "checkpoint", "load_generator": "checkpoint",
+    "save_generator": "checkpoint", "GeneratorConfig": "config", "TrainOptions": "config",
+    "AdvGANReport": "evaluate", "attack_samples": "evaluate", "Discriminator": "nets",
+    "Generator": "nets", "Trained": "train", "TrainResult": "train", "train_advgan": "train",
+}
+
+__all__ = sorted(_HOMES)
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -134,13 +134,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "certify":
         from verinet.cli.certify import cmd_certify
 
-        set_threads(args.threads)
-        return cmd_certify(args)
+        return cmd_certify(args)  # sets --threads itself, once a --ray start is under way
     if args.command == "pac":
         from verinet.cli.pac import cmd_pac
 
-        set_threads(args.threads)
-        return cmd_pac(args)
+        return cmd_pac(args)  # sets --threads itself, once a --ray start is under way
     if args.command in ("clever", "roby"):
         from verinet.cli import estimate
 

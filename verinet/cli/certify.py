@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from verinet.certify import RADIUS_SEARCHES
-from verinet.cli.options import add_backend, add_seed, names, number
+from verinet.cli.options import add_backend, add_seed, names, number, set_threads
 from verinet.cli.samples import (
     add_sample_options,
     eps_and_inputs,
@@ -65,6 +65,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_certify(args: argparse.Namespace) -> int:
     with warm_start(args) as warm:  # --ray: the cluster starts while the model loads
+        set_threads(args.threads)  # imports torch: after the --ray start has begun
         return _certify(args, warm)
 
 

@@ -15,7 +15,7 @@ import argparse
 import logging
 from typing import Any
 
-from verinet.cli.options import add_seed
+from verinet.cli.options import add_seed, set_threads
 from verinet.cli.options import number as _float
 from verinet.cli.samples import (
     add_sample_options,
@@ -104,6 +104,7 @@ def pac_run_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], ra
 
 def cmd_pac(args: argparse.Namespace) -> int:
     with warm_start(args) as warm:  # --ray: the cluster starts while the model loads
+        set_threads(args.threads)  # imports torch: after the --ray start has begun
         return _pac(args, warm)
 
 

@@ -79,24 +79,34 @@ def eps_and_inputs(args: argparse.Namespace) -> tuple[float | None, Any, Any, st
 
 @contextmanager
 def warm_start(args: argparse.Namespace) -> Iterator[Any]:
-    """With ``--ray``: the cluster connection and its actors begun in the background
-    (:class:`~verinet.runs.ray_pool.RayStart`) while the block loads the model and the
-    data, closed at the end (None without ``--ray``).  The options are checked first, so
-    a bad option never starts a cluster."""
-    if getattr(args, "ray", None) is None:
+    """The workers started before the block imports the engines, loads the model and
+    reads the data, and stopped at its end: with ``--ray`` the cluster connection and its
+    actors, begun in the background (:class:`~verinet.runs.ray_start.RayStart`); with
+    ``--jobs N > 1`` (and more than one sample asked for) N local workers
+    (:class:`~verinet.runs.local.LocalStart`).  None otherwise.  The options are checked
+    first, so a bad option starts nothing."""
+    if getattr(args, "ray", None) is None and getattr(args, "jobs", 1) == 1:
         yield None
         return
-    from verinet.runs.ray_pool import RayStart
-
     eps_option(args)
     check_sample_outputs(args)
     model_path, _ = model_and_data(args)
     be = backend(args)
-    start = RayStart(model_source(args, model_path), be.jobs, be.threads, args.ray)
+    source = model_source(args, model_path)
+    start: Any = None
+    if args.ray is not None:
+        from verinet.runs.ray_start import RayStart
+
+        start = RayStart(source, be.jobs, be.threads, args.ray)
+    elif (be.jobs or 1) > 1 and (args.samples is None or args.samples > 1):
+        from verinet.runs.local import LocalStart
+
+        start = LocalStart(source, be.jobs, be.threads)
     try:
         yield start
     finally:
-        start.close()
+        if start is not None:
+            start.close()
 
 
 def model_source(args: argparse.Namespace, model_path: str) -> Any:
@@ -176,7 +186,7 @@ def add_run_options(c: argparse.ArgumentParser) -> None:
 
 def backend(args: argparse.Namespace, default_timeout: float | None = None) -> Any:
     """The :class:`~verinet.runs.dataset.Backend` the options describe."""
-    from verinet.runs.dataset import Backend, usable_cores
+    from verinet.runs.backend import Backend, usable_cores
 
     jobs = args.jobs
     if jobs is None and args.ray is None:
@@ -186,7 +196,7 @@ def backend(args: argparse.Namespace, default_timeout: float | None = None) -> A
 
 
 def shard(args: argparse.Namespace) -> Any:
-    from verinet.report.records import Shard
+    from verinet.report.shard import Shard
 
     return None if args.shard is None else Shard.parse(args.shard)
 

@@ -29,8 +29,7 @@ EXIT_WRONG, EXIT_CRASH = 70, 1
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register the ``selftest`` subcommand."""
-    from verinet.selftest.engines import ENGINES
-    from verinet.selftest.planted import FAMILIES
+    from verinet.selftest.names import ENGINE_NAMES, FAMILIES
 
     p = sub.add_parser("selftest", parents=[common],
                        help="soundness self-test: every engine on planted counterexamples "
@@ -40,8 +39,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     add_seed(p, help="generator seed (0)")
     p.add_argument("--timeout", type=positive_number, default=5.0,
                    help="seconds per engine and instance (5)")
-    p.add_argument("--engines", type=names("engine", lambda: ENGINES),
-                   help=f"comma list (default: all of {', '.join(ENGINES)})")
+    p.add_argument("--engines", type=names("engine", lambda: ENGINE_NAMES),
+                   help=f"comma list (default: all of {', '.join(ENGINE_NAMES)})")
     p.add_argument("--families", type=names("family", lambda: FAMILIES), default=FAMILIES,
                    help=f"comma list of network families (default {','.join(FAMILIES)})")
     p.add_argument("--out", help="JSON report (rewritten after every instance)")

@@ -2,11 +2,19 @@
 every backend -- this process, ``--jobs N`` local workers (:mod:`~verinet.runs.local`) or
 a Ray cluster (:mod:`~verinet.runs.ray_pool`) -- and the loop that feeds them, streams
 records and resumes (:mod:`~verinet.runs.dataset`).  The record file format is
-:mod:`verinet.report.records`."""
+:mod:`verinet.report.records`.
 
-from verinet.runs.dataset import Backend, certify, pac_certify, run_dataset, usable_cores
-from verinet.runs.sample import Item, SampleJob, SampleRunner
-from verinet.runs.source import ModelSource
+The names below are imported on first use: importing a light submodule
+(:mod:`~verinet.runs.backend`, :mod:`~verinet.runs.source`,
+:mod:`~verinet.runs.ray_start`) does not import torch and the engines."""
 
-__all__ = ["Backend", "Item", "ModelSource", "SampleJob", "SampleRunner", "certify",
-           "pac_certify", "run_dataset", "usable_cores"]
+from verinet.lazy import lazy_exports
+
+_HOMES = {
+    "Backend": "backend", "usable_cores": "backend", "ModelSource": "source",
+    "certify": "dataset", "pac_certify": "dataset", "run_dataset": "dataset",
+    "Item": "sample", "SampleJob": "sample", "SampleRunner": "sample",
+}
+
+__all__ = sorted(_HOMES)
+__getattr__ = lazy_exports(__name__, _HOMES)

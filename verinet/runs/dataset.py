@@ -13,10 +13,8 @@ already in the records and in the last report given to ``on_sample``.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +36,7 @@ from verinet.report.records import (
     file_sha256,
     sample_reports,
 )
+from verinet.runs.backend import Backend
 from verinet.runs.local import Died, LocalPool
 from verinet.runs.sample import Item, SampleJob, SampleRunner, error_report
 from verinet.runs.source import ModelSource
@@ -45,7 +44,10 @@ from verinet.types import InputError
 from verinet.verify.witness import OnnxEval
 
 if TYPE_CHECKING:
-    from verinet.runs.ray_pool import RayStart
+    from verinet.runs.local import LocalStart
+    from verinet.runs.ray_start import RayStart
+
+    WarmStart = LocalStart | RayStart
 
 log = logging.getLogger(__name__)
 
@@ -53,47 +55,20 @@ log = logging.getLogger(__name__)
 Progress = Callable[[Iterable[Any], int], Iterable[Any]]
 
 
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where samples run: ``jobs`` local worker processes (1: in this process), or Ray
-    (``ray``: ``"local"`` or a cluster address; ``jobs`` None there means one worker per
-    cluster CPU).  ``threads``: each worker's torch thread budget.  ``task_timeout``:
-    seconds one sample may run before its worker is killed (None: no limit)."""
-
-    jobs: int | None = 1
-    threads: int = 1
-    ray: str | None = None
-    task_timeout: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.jobs is not None and self.jobs < 1:
-            raise InputError(f"--jobs must be at least 1, got {self.jobs}")
-        if self.threads < 1:
-            raise InputError(f"--threads must be at least 1, got {self.threads}")
-        if self.task_timeout is not None and not self.task_timeout > 0:
-            raise InputError(f"--task-timeout must be > 0, got {self.task_timeout}")
-
-
 def execute(job: SampleJob, runner: SampleRunner, source: ModelSource | None,
-            items: list[Item], backend: Backend, warm: RayStart | None = None
+            items: list[Item], backend: Backend, warm: WarmStart | None = None
             ) -> Iterator[SampleReport]:
     """Every item's report, in the order they finish: in this process on ``runner``, or on
     the backend's workers (a sample whose worker died twice becomes an ``error``
-    report).  ``warm``: Ray actors started ahead (:class:`~verinet.runs.ray_pool.RayStart`)."""
+    report).  ``warm``: workers started ahead (Ray actors,
+    :class:`~verinet.runs.ray_start.RayStart`, or local ones,
+    :class:`~verinet.runs.local.LocalStart`); they run the items, however few."""
     pool: Any = None
     runs: Any = None
     if warm is not None:
         pool = warm.ready()
         pool.task_timeout = backend.task_timeout
-        runs = pool.run(items, job, warm=True)
+        runs = pool.run(items, job)
     elif backend.ray is not None or (backend.jobs or 1) > 1 and len(items) > 1:
         if source is None:
             raise InputError("worker processes need the model's file (a ModelSource)")
@@ -105,7 +80,7 @@ def execute(job: SampleJob, runner: SampleRunner, source: ModelSource | None,
         else:
             pool = LocalPool(source, job, backend.jobs or 1, backend.threads,
                              backend.task_timeout)
-        runs = pool.run(items)
+        runs = pool.run(items, job)
     if runs is None:
         for item in items:
             yield runner.attempt(job, item)
@@ -139,11 +114,11 @@ def run_dataset(job: SampleJob, network: Network, onnx_eval: OnnxEval | None, x:
                 records: RecordWriter | None = None, resumed: RecordSet | None = None,
                 shard: Shard | None = None, model_name: str = "", data_name: str = "",
                 on_sample: Callable[[CertifyReport], None] | None = None,
-                progress: Progress | None = None, warm: RayStart | None = None
+                progress: Progress | None = None, warm: WarmStart | None = None
                 ) -> CertifyReport:
     """Run ``job`` on the rows of ``x`` (raw flat inputs, labels ``y``; module doc).
-    ``warm``: the Ray connection the caller began before loading the model (``--ray``;
-    the caller closes it)."""
+    ``warm``: the workers the caller started before loading the model (``--ray``, or
+    ``--jobs N``; the caller closes them)."""
     x, y = check_data(network, x, y)
     idx = np.arange(x.shape[0]) if indices is None else np.asarray(indices)
     positions = list(range(x.shape[0])) if shard is None else shard.select(x.shape[0])

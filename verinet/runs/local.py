@@ -12,6 +12,10 @@ stops the run (a bug is never recorded as a result).
 Workers ignore SIGINT (Ctrl-C reaches the whole process group): the driver handles it,
 stops them and keeps every finished sample.  A worker whose driver is gone sees its pipe
 close and exits.
+
+The job travels with each sample, so the workers can be started (:meth:`LocalPool.start`)
+before the driver knows it, and before the driver imports the engines itself: this module
+imports none of them (the workers do).
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from verinet.certify.result import SampleReport
-from verinet.runs.sample import Item, SampleJob, SampleRunner
 from verinet.runs.source import ModelSource
 from verinet.types import InputError, SoundnessError
+
+if TYPE_CHECKING:
+    from verinet.certify.result import SampleReport
+    from verinet.runs.sample import Item, SampleJob
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +83,14 @@ def wait_seconds(task_timeout: float | None, starts: list[float]) -> float:
     return max(0.05, min([t + task_timeout - now for t in starts] + [5.0]))
 
 
-def worker_main(conn: Connection, source: ModelSource, job: SampleJob, threads: int,
-                log_level: int) -> None:
-    """A worker process: load the model, then run samples until the pipe closes."""
+def worker_main(conn: Connection, source: ModelSource, threads: int, log_level: int) -> None:
+    """A worker process: load the model, then run ``(job, item)`` until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
         import torch
+
+        from verinet.runs.sample import SampleRunner
 
         torch.set_num_threads(threads)
         model = source.load()
@@ -94,11 +101,12 @@ def worker_main(conn: Connection, source: ModelSource, job: SampleJob, threads: 
     conn.send(("ready", None))
     while True:
         try:
-            item = conn.recv()
+            task = conn.recv()
         except (EOFError, OSError):
             return
-        if item is None:
+        if task is None:
             return
+        job, item = task
         try:
             msg: tuple[str, Any] = ("done", runner.attempt(job, item))
         except SoundnessError as e:
@@ -121,12 +129,12 @@ class _Slot:
 
 
 class LocalPool:
-    """N worker processes running :class:`SampleJob` on items (module doc).
-    ``task_timeout``: seconds one sample may take before its worker is killed (None: no
-    limit)."""
+    """N worker processes running :class:`~verinet.runs.sample.SampleJob` on items (module
+    doc).  ``task_timeout``: seconds one sample may take before its worker is killed
+    (None: no limit).  ``job`` may be left for :meth:`run`."""
 
-    def __init__(self, source: ModelSource, job: SampleJob, jobs: int, threads: int = 1,
-                 task_timeout: float | None = None) -> None:
+    def __init__(self, source: ModelSource, job: SampleJob | None, jobs: int,
+                 threads: int = 1, task_timeout: float | None = None) -> None:
         if jobs < 1:
             raise InputError(f"--jobs must be at least 1, got {jobs}")
         self.source, self.job, self.jobs, self.threads = source, job, jobs, threads
@@ -138,17 +146,35 @@ class LocalPool:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
             target=worker_main, name="verinet-worker", daemon=True,
-            args=(child, self.source, self.job, self.threads, logging.getLogger().level))
+            args=(child, self.source, self.threads, logging.getLogger().level))
         proc.start()
         child.close()
         return _Slot(proc, parent)
 
-    def run(self, items: list[Item]) -> Iterator[SampleReport | Died]:
-        """Every item's report (or :class:`Died`), in the order they finish."""
+    def start(self, n: int | None = None) -> LocalPool:
+        """Start ``n`` workers (``jobs`` when None) now: they load the model while the
+        caller goes on.  :meth:`run` uses them (and :meth:`close` stops them)."""
+        want = self.jobs if n is None else min(n, self.jobs)
+        self._slots += [self._spawn() for _ in range(want - len(self._slots))]
+        return self
+
+    def run(self, items: list[Item], job: SampleJob | None = None
+            ) -> Iterator[SampleReport | Died]:
+        """Every item's report (or :class:`Died`), in the order they finish; workers
+        started ahead beyond the items' count are stopped."""
+        job = job if job is not None else self.job
+        if job is None:
+            raise ValueError("LocalPool.run needs the job")
         queue = deque(items)
         retries = Retries(queue)
         try:
-            self._slots = [self._spawn() for _ in range(min(self.jobs, len(items)))]
+            n = max(1, min(self.jobs, len(items)))
+            self.start(n)
+            for extra in self._slots[n:]:
+                extra.proc.kill()
+                extra.proc.join(timeout=2)
+                extra.conn.close()
+            del self._slots[n:]
             busy = 0
             while queue or busy:
                 for s in self._slots:
@@ -156,7 +182,7 @@ class LocalPool:
                         s.item, s.started = queue.popleft(), time.monotonic()
                         busy += 1
                         try:
-                            s.conn.send(s.item)
+                            s.conn.send((job, s.item))
                         except (BrokenPipeError, OSError):
                             pass  # it just died: its sentinel says so below
                 timeout = wait_seconds(self.task_timeout, [s.started for s in self._slots
@@ -229,3 +255,18 @@ class LocalPool:
                 s.proc.join(timeout=2)
             s.conn.close()
         self._slots = []
+
+
+class LocalStart:
+    """``--jobs N`` workers started before the driver loads the model (the command line's
+    ``with`` block): they import the engines and load the model alongside it.
+    :meth:`ready` gives the pool, :meth:`close` stops the workers."""
+
+    def __init__(self, source: ModelSource, jobs: int, threads: int = 1) -> None:
+        self.pool = LocalPool(source, None, jobs, threads).start()
+
+    def ready(self) -> LocalPool:
+        return self.pool
+
+    def close(self) -> None:
+        self.pool.close()

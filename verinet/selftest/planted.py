@@ -49,10 +49,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from verinet.selftest.names import FAMILIES
 from verinet.selftest.onnx_graph import OnnxGraph
 from verinet.types import frozen_array
 
-FAMILIES = ("mlp", "cnn", "resnet", "sigmoid")
 TWINS = (("bump", "bump-low"), ("edge", "outside"), ("notch", "cancel"))
 KINDS = tuple(k for pair in TWINS for k in pair)
 SAT_KINDS = frozenset(pair[0] for pair in TWINS)
