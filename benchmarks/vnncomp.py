@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/vnncomp.py ../shared/vnncomp/manifest.csv [--filter acasxu]
         [--ids ID ...] [--timeout-scale 1.0] [--csv results.csv] [--verify-args "..."]
-        [--jobs N]
+        [--jobs N] [--peer REV]
     python benchmarks/vnncomp.py ../shared/vnnlib2/manifest_multinet.csv
 
 A manifest names each instance's model in an ``onnx`` column, or (VNN-LIB 2.0 queries over
@@ -22,6 +22,12 @@ machine with fewer than N free cores the instances compete, and their times show
 verdict that contradicts ``expected`` is counted as WRONG (a release blocker).  The time
 ratio compares the summed times of instances solved by both verinet and the
 ``abcrown_time_s`` column.
+
+``--peer REV`` makes the timing machine-relative: the commit ``REV`` of this repository
+(``git archive``, in a temporary tree) runs every instance too, interleaved with the
+working tree's run (alternating which goes first), so both see the same machine and the
+same load.  The summary adds the peer's score and the ratio of the summed times on the
+instances both solve.
 """
 
 from __future__ import annotations
@@ -79,7 +85,7 @@ class Outcome:
 
 
 def read_manifest(path: Path) -> list[Row]:
-    base = path.parent
+    base = path.resolve().parent  # absolute: a --peer tree runs from its own directory
     rows = []
     with path.open() as f:
         for r in csv.DictReader(f):
@@ -117,8 +123,10 @@ def replay_witness(row: Row, text: str) -> str:
     return "replayed" if prop.violated_by(x, y) >= 0 else "does not violate on ONNX"
 
 
-def run_one(row: Row, scale: float, extra: list[str]) -> Outcome:
+def run_one(row: Row, scale: float, extra: list[str], tree: Path = ROOT) -> Outcome:
+    """One instance, run by the verinet in ``tree`` (this working tree by default)."""
     timeout = row.timeout * scale
+    env = None if tree == ROOT else {**os.environ, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.txt"
         cmd = [sys.executable, "-m", "verinet.cli", "verify", str(row.onnx), str(row.vnnlib),
@@ -128,7 +136,8 @@ def run_one(row: Row, scale: float, extra: list[str]) -> Outcome:
         errfile = Path(tmp) / "stderr.txt"
         t0 = time.perf_counter()
         with errfile.open("wb") as ef:
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=ef)
+            proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=ef)
             _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         code = os.waitstatus_to_exitcode(status)
@@ -176,31 +185,63 @@ def summarise(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def _print(o: Outcome) -> None:
+def peer_summary(rev: str, ours: list[Outcome], peer: list[Outcome]) -> str:
+    """The peer commit's score, and the time ratio on the instances both solve."""
+    both = [(a, b) for a, b in zip(ours, peer, strict=True) if a.solved and b.solved]
+    t_ours = sum(a.seconds for a, _ in both)
+    t_peer = sum(b.seconds for _, b in both)
+    ratio = f"{t_ours / t_peer:.3f}" if t_peer > 0 else "-"
+    return (f"peer {rev}: {sum(o.solved for o in peer)}/{len(peer)} solved, "
+            f"{sum(o.wrong for o in peer)} wrong, {sum(o.seconds for o in peer):.1f} s in all; "
+            f"on the {len(both)} both solve: this tree {t_ours:.1f} s, peer {t_peer:.1f} s, "
+            f"ratio {ratio}")
+
+
+def _print(o: Outcome, who: str = "") -> None:
     mark = "WRONG" if o.wrong else ("ok" if o.solved else "-")
     ab = f"{o.row.abcrown_time:.2f}" if o.row.abcrown_time is not None else "-"
-    print(f"{o.row.id:<42}{o.row.expected:>9}{o.verdict:>9}{o.seconds:>8.2f}{ab:>9}"
+    name = f"{o.row.id} [{who}]" if who else o.row.id
+    print(f"{name:<42}{o.row.expected:>9}{o.verdict:>9}{o.seconds:>8.2f}{ab:>9}"
           f"{o.peak_mb:>7.0f}  {mark:<5} {o.witness}", flush=True)
 
 
-def run_all(rows: list[Row], scale: float, extra: list[str], jobs: int) -> list[Outcome]:
-    """Every row's outcome (manifest order), ``jobs`` instances at a time; each line is
-    printed as its instance ends."""
-    if jobs == 1:
-        out = []
-        for row in rows:
-            out.append(run_one(row, scale, extra))
-            _print(out[-1])
-        return out
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+def run_all(rows: list[Row], scale: float, extra: list[str], jobs: int,
+            peer: Path | None = None) -> tuple[list[Outcome], list[Outcome]]:
+    """Every row's outcome (manifest order), ``jobs`` instances at a time, and with a
+    ``peer`` tree the peer's outcomes too (its runs interleaved with this tree's,
+    alternating which goes first); each line is printed as its instance ends."""
+    tasks = []  # (row position, tree)
+    for k in range(len(rows)):
+        trees = [ROOT] if peer is None else ([ROOT, peer] if k % 2 == 0 else [peer, ROOT])
+        tasks += [(k, t) for t in trees]
+    done: dict[tuple[int, Path], Outcome] = {}
 
-    done: dict[int, Outcome] = {}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each thread waits on a process
-        futures = {pool.submit(run_one, row, scale, extra): k for k, row in enumerate(rows)}
-        for f in as_completed(futures):
-            done[futures[f]] = f.result()
-            _print(done[futures[f]])
-    return [done[k] for k in range(len(rows))]
+    def finish(k: int, tree: Path, o: Outcome) -> None:
+        done[k, tree] = o
+        _print(o, "" if peer is None else ("peer" if tree == peer else "this"))
+
+    if jobs == 1:
+        for k, tree in tasks:
+            finish(k, tree, run_one(rows[k], scale, extra, tree))
+    else:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:  # each thread waits on a process
+            futures = {pool.submit(run_one, rows[k], scale, extra, t): (k, t) for k, t in tasks}
+            for f in as_completed(futures):
+                finish(*futures[f], f.result())
+    ours = [done[k, ROOT] for k in range(len(rows))]
+    return ours, ([] if peer is None else [done[k, peer] for k in range(len(rows))])
+
+
+def peer_tree(rev: str, into: Path) -> Path:
+    """This repository's commit ``rev``, extracted under ``into``."""
+    tree = into / "peer"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                     help='extra arguments for verinet verify, e.g. "--complete relu-bab"')
     ap.add_argument("--jobs", type=int, default=1,
                     help="instances run at once, one process each (default 1)")
+    ap.add_argument("--peer", metavar="REV",
+                    help="also run this commit on every instance, interleaved (module doc)")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         print("--jobs must be at least 1", file=sys.stderr)
@@ -233,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         for flag in ("--workers", "--threads"):
             if flag not in extra:
                 extra = [flag, "1", *extra]
-    outcomes = run_all(rows, args.timeout_scale, extra, args.jobs)
+    with tempfile.TemporaryDirectory() as tmp:
+        peer = None if args.peer is None else peer_tree(args.peer, Path(tmp))
+        outcomes, peer_outcomes = run_all(rows, args.timeout_scale, extra, args.jobs, peer)
     if args.csv:
         with args.csv.open("w", newline="") as f:
             w = csv.writer(f)
@@ -244,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                             f"{o.seconds:.3f}", f"{o.peak_mb:.1f}", o.exit_code, o.witness])
     print()
     print(summarise(outcomes))
-    return 1 if any(o.wrong for o in outcomes) else 0
+    if args.peer is not None:
+        print(peer_summary(args.peer, outcomes, peer_outcomes))
+    return 1 if any(o.wrong for o in outcomes + peer_outcomes) else 0
 
 
 if __name__ == "__main__":
