@@ -27,6 +27,14 @@ log = logging.getLogger("verinet")
 EXIT_WRONG, EXIT_CRASH = 70, 1
 
 
+def _registry() -> Any:
+    """The engines by name, imported only when ``--engines`` is given (the help lists the
+    light :data:`~verinet.selftest.names.ENGINE_NAMES`)."""
+    from verinet.selftest.engines import ENGINES
+
+    return ENGINES
+
+
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register the ``selftest`` subcommand."""
     from verinet.selftest.names import ENGINE_NAMES, FAMILIES
@@ -39,7 +47,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     add_seed(p, help="generator seed (0)")
     p.add_argument("--timeout", type=positive_number, default=5.0,
                    help="seconds per engine and instance (5)")
-    p.add_argument("--engines", type=names("engine", lambda: ENGINE_NAMES),
+    p.add_argument("--engines", type=names("engine", _registry),
                    help=f"comma list (default: all of {', '.join(ENGINE_NAMES)})")
     p.add_argument("--families", type=names("family", lambda: FAMILIES), default=FAMILIES,
                    help=f"comma list of network families (default {','.join(FAMILIES)})")
