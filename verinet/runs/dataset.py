@@ -64,27 +64,24 @@ def execute(job: SampleJob, runner: SampleRunner, source: ModelSource | None,
     :class:`~verinet.runs.ray_start.RayStart`, or local ones,
     :class:`~verinet.runs.local.LocalStart`); they run the items, however few."""
     pool: Any = None
-    runs: Any = None
     if warm is not None:
         pool = warm.ready()
         pool.task_timeout = backend.task_timeout
-        runs = pool.run(items, job)
     elif backend.ray is not None or (backend.jobs or 1) > 1 and len(items) > 1:
         if source is None:
             raise InputError("worker processes need the model's file (a ModelSource)")
         if backend.ray is not None:
             from verinet.runs.ray_pool import RayPool
 
-            pool = RayPool(source, job, backend.jobs, backend.threads, backend.task_timeout,
+            pool = RayPool(source, backend.jobs, backend.threads, backend.task_timeout,
                            backend.ray)
         else:
-            pool = LocalPool(source, job, backend.jobs or 1, backend.threads,
-                             backend.task_timeout)
-        runs = pool.run(items, job)
-    if runs is None:
+            pool = LocalPool(source, backend.jobs or 1, backend.threads, backend.task_timeout)
+    if pool is None:
         for item in items:
             yield runner.attempt(job, item)
         return
+    runs = pool.run(items, job)
     for out in runs:
         if isinstance(out, Died):
             yield error_report(runner.network, out.item, job.eps, out.reason)

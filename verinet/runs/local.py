@@ -131,13 +131,13 @@ class _Slot:
 class LocalPool:
     """N worker processes running :class:`~verinet.runs.sample.SampleJob` on items (module
     doc).  ``task_timeout``: seconds one sample may take before its worker is killed
-    (None: no limit).  ``job`` may be left for :meth:`run`."""
+    (None: no limit).  The job comes with :meth:`run`."""
 
-    def __init__(self, source: ModelSource, job: SampleJob | None, jobs: int,
-                 threads: int = 1, task_timeout: float | None = None) -> None:
+    def __init__(self, source: ModelSource, jobs: int, threads: int = 1,
+                 task_timeout: float | None = None) -> None:
         if jobs < 1:
             raise InputError(f"--jobs must be at least 1, got {jobs}")
-        self.source, self.job, self.jobs, self.threads = source, job, jobs, threads
+        self.source, self.jobs, self.threads = source, jobs, threads
         self.task_timeout = task_timeout
         self._ctx = mp.get_context("spawn")
         self._slots: list[_Slot] = []
@@ -158,22 +158,15 @@ class LocalPool:
         self._slots += [self._spawn() for _ in range(want - len(self._slots))]
         return self
 
-    def run(self, items: list[Item], job: SampleJob | None = None
-            ) -> Iterator[SampleReport | Died]:
+    def run(self, items: list[Item], job: SampleJob) -> Iterator[SampleReport | Died]:
         """Every item's report (or :class:`Died`), in the order they finish; workers
         started ahead beyond the items' count are stopped."""
-        job = job if job is not None else self.job
-        if job is None:
-            raise ValueError("LocalPool.run needs the job")
         queue = deque(items)
         retries = Retries(queue)
         try:
             n = max(1, min(self.jobs, len(items)))
             self.start(n)
-            for extra in self._slots[n:]:
-                extra.proc.kill()
-                extra.proc.join(timeout=2)
-                extra.conn.close()
+            _stop(self._slots[n:], grace=0.0)  # still loading: no need to wait for them
             del self._slots[n:]
             busy = 0
             while queue or busy:
@@ -242,19 +235,25 @@ class LocalPool:
 
     def close(self) -> None:
         """Stop every worker (a graceful end first, then kill)."""
-        for s in self._slots:
-            try:
-                s.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        deadline = time.monotonic() + 2.0
-        for s in self._slots:
-            s.proc.join(timeout=max(0.0, deadline - time.monotonic()))
-            if s.proc.is_alive():
-                s.proc.kill()
-                s.proc.join(timeout=2)
-            s.conn.close()
+        _stop(self._slots, grace=2.0)
         self._slots = []
+
+
+def _stop(slots: list[_Slot], grace: float) -> None:
+    """End the workers of ``slots``: asked to stop, given ``grace`` seconds in all, then
+    killed."""
+    for s in slots:
+        try:
+            s.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+    deadline = time.monotonic() + grace
+    for s in slots:
+        s.proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        if s.proc.is_alive():
+            s.proc.kill()
+            s.proc.join(timeout=2)
+        s.conn.close()
 
 
 class LocalStart:
@@ -263,7 +262,7 @@ class LocalStart:
     :meth:`ready` gives the pool, :meth:`close` stops the workers."""
 
     def __init__(self, source: ModelSource, jobs: int, threads: int = 1) -> None:
-        self.pool = LocalPool(source, None, jobs, threads).start()
+        self.pool = LocalPool(source, jobs, threads).start()
 
     def ready(self) -> LocalPool:
         return self.pool

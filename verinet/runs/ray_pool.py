@@ -46,22 +46,18 @@ class RayPool:
     which then owns them and the cluster); without, :meth:`run` connects, starts them,
     and ends both."""
 
-    def __init__(self, source: ModelSource, job: SampleJob | None, jobs: int | None,
-                 threads: int = 1, task_timeout: float | None = None,
-                 address: str = LOCAL, actors: Actors | None = None) -> None:
-        self.source, self.job, self.jobs, self.threads = source, job, jobs, threads
+    def __init__(self, source: ModelSource, jobs: int | None, threads: int = 1,
+                 task_timeout: float | None = None, address: str = LOCAL,
+                 actors: Actors | None = None) -> None:
+        self.source, self.jobs, self.threads = source, jobs, threads
         self.task_timeout, self.address, self.actors = task_timeout, address, actors
 
-    def run(self, items: list[Item], job: SampleJob | None = None
-            ) -> Iterator[SampleReport | Died]:
+    def run(self, items: list[Item], job: SampleJob) -> Iterator[SampleReport | Died]:
         """Every item's report (or :class:`~verinet.runs.local.Died`), as they finish;
         actors beyond the items' count are let go."""
         ray = import_ray()
         from ray.exceptions import RayActorError, WorkerCrashedError
 
-        job = job if job is not None else self.job
-        if job is None:
-            raise ValueError("RayPool.run needs the job")
         started = self.actors is None and connect(ray, self.address, self.jobs)
         try:
             if self.actors is None:

@@ -195,7 +195,7 @@ class RayStart:
         self._connected.wait()
         if self.error is not None:
             raise self.error
-        return RayPool(self.source, None, self.jobs, self.threads, address=self.address,
+        return RayPool(self.source, self.jobs, self.threads, address=self.address,
                        actors=self.actors)
 
     def close(self) -> None:
