@@ -1,4 +1,6 @@
-"""Thin adapters over the MILP/LP solvers; the only module that imports highspy or pulp.
+"""Thin adapters over the MILP/LP solvers; the only module that imports pulp, and with
+:mod:`verinet.milp.highs` (the star search's small LPs use it too) the only one that
+builds HiGHS instances.
 
 Every model is *minimised*.  A backend keeps a Python-side copy of the model
 (:class:`ModelArrays`) so callers can certify LP bounds independently of the solver
@@ -23,12 +25,8 @@ from __future__ import annotations
 import enum
 import logging
 import math
-import os
-import sys
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,26 +35,9 @@ import scipy.sparse as sp
 
 from verinet.interrupts import Pending, deferred_signals
 from verinet.milp import MILP_BACKENDS
+from verinet.milp.highs import new_highs
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Route writes to file descriptor 1 (C++ code included) to descriptor 2 meanwhile,
-    so that stdout carries only verinet's own output."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):  # no real descriptor 1 (embedded interpreters)
-        yield
-        return
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 class SolverStatus(enum.Enum):
@@ -273,8 +254,7 @@ class HighsBackend(_StoreBackend):
         import highspy
 
         self._hp = highspy
-        with _stdout_to_stderr():  # HiGHS prints its banner on stdout when first built
-            self._h = highspy.Highs()
+        self._h = new_highs()
         for key, val in {**_HIGHS_OPTIONS, "threads": int(threads)}.items():
             self._h.setOptionValue(key, val)
         self._cols = 0   # columns already passed to HiGHS

@@ -6,17 +6,20 @@ Kept apart so the portfolio reads as a strategy and the engines keep their own A
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from verinet.bounds.crown import crown_bounds, crown_layer_bounds
-from verinet.bounds.graph import GraphModel, graph_alpha_crown, graph_crown
 from verinet.bounds.interval import LayerBounds
 from verinet.ir.chain import Chain
 from verinet.spec.property import Term
 from verinet.types import Box, Status
 from verinet.verify.deadline import Deadline
 from verinet.verify.input_bab import Bounder
+
+if TYPE_CHECKING:
+    from verinet.bounds.graph import GraphModel
 
 
 def crown_lower(chain: Chain, lo: np.ndarray, hi: np.ndarray, A: np.ndarray) -> np.ndarray:
@@ -64,6 +67,8 @@ def graph_crown_lower(gm: GraphModel, lo: np.ndarray, hi: np.ndarray,
                       A: np.ndarray) -> np.ndarray:
     """Sound lower bounds (T, k) of ``A_t f(x)`` over each term's box, on the graph (terms
     that share a box are bounded in one pass)."""
+    from verinet.bounds.graph import graph_crown
+
     lo_u, hi_u, C, where = by_box(lo, hi, A)
     return _ungroup(graph_crown(gm, lo_u, hi_u, C).lower, where, A.shape[1])
 
@@ -71,6 +76,8 @@ def graph_crown_lower(gm: GraphModel, lo: np.ndarray, hi: np.ndarray,
 def graph_alpha_crown_lower(gm: GraphModel, lo: np.ndarray, hi: np.ndarray, A: np.ndarray,
                             deadline: Deadline) -> np.ndarray:
     """alpha-CROWN lower bounds (T, k) on the graph (the ascent stops at the deadline)."""
+    from verinet.bounds.graph import graph_alpha_crown
+
     lo_u, hi_u, C, where = by_box(lo, hi, A)
     res = graph_alpha_crown(gm, lo_u, hi_u, C, stop=deadline.expired)
     return _ungroup(res.lower, where, A.shape[1])

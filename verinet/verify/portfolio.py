@@ -39,9 +39,9 @@ from verinet.spec.property import Property
 from verinet.types import Counterexample, Reason, Status, UnsupportedModelError
 from verinet.verify import engines
 from verinet.verify.deadline import Deadline
-from verinet.verify.graph_bab import GraphBabOptions, graph_bab
+from verinet.verify.graph_bab import GraphBabOptions
 from verinet.verify.input_bab import InputBabOptions, input_bab
-from verinet.verify.relu_bab import ReluBabOptions, relu_bab
+from verinet.verify.relu_bab_options import ReluBabOptions
 from verinet.verify.result import COMPLETE_CHOICES, TermOutcome, VerificationResult
 from verinet.verify.star import StarJob, StarOptions, StarOutcome, star_verify, worker_count
 from verinet.verify.views import ModelViews
@@ -143,7 +143,7 @@ def verify(
             return run.result(Status.FALSIFIED, Reason.WITNESS_CONFIRMED, cex)
     low_dim = network.n_inputs <= options.input_split_max_dim
     chain = views.chain if low_dim or views.dense else None
-    if views.graph.unsupported and chain is None:
+    if chain is None and views.graph.unsupported:
         return run.result(Status.UNKNOWN, Reason.UNSUPPORTED,
                           msg=str(UnsupportedModelError(list(views.graph.unsupported),
                                                         "graph bound engine")))
@@ -354,6 +354,8 @@ def _star_done(run: _Run, remaining: list[int], out: StarOutcome,
 def _relu_bab_stage(
     chain: Chain, run: _Run, remaining: list[int], options: VerifyOptions
 ) -> VerificationResult:
+    from verinet.verify.relu_bab import relu_bab  # on first use: see relu_bab_options
+
     t0 = time.perf_counter()
     out = relu_bab(chain, run.prop, run.replayer, run.deadline, remaining, options.relu_bab)
     run.timed("relu_bab_s", t0)
@@ -366,6 +368,8 @@ def _relu_bab_stage(
 
 def _graph_bab_stage(views: ModelViews, run: _Run, remaining: list[int],
                      options: VerifyOptions) -> VerificationResult:
+    from verinet.verify.graph_bab.search import graph_bab  # on first use: see its options
+
     t0 = time.perf_counter()
     out = graph_bab(views.graph, run.prop, run.replayer, run.deadline, remaining,
                     options.graph_bab)

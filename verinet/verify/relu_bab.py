@@ -51,7 +51,6 @@ from verinet.bounds.linear import DT
 from verinet.bounds.split import (
     Domains,
     SplitBounds,
-    SplitOptions,
     SplitRoot,
     bound_splits,
     full_bounds,
@@ -74,29 +73,13 @@ from verinet.verify.domains import (
     next_batch,
     take,
 )
+from verinet.verify.relu_bab_options import DEFAULT_OPTIONS, ReluBabOptions
 from verinet.verify.witness import Replayer
 
 log = logging.getLogger(__name__)
 
 PROOF_TOL = 1e-9  # a row counts as proven only when its sound lower bound exceeds this
 ROUND_SECONDS = 4.0  # the batch shrinks when a round takes longer (deadline granularity)
-
-
-@dataclass(frozen=True)
-class ReluBabOptions:
-    batch: int = 128              # domains bounded per round
-    split: SplitOptions = SplitOptions()
-    root_iterations: int = 50     # alpha/beta steps for the root domains (few, cheap)
-    root_tighten: int = 20        # alpha-CROWN steps per intermediate layer at the root
-    max_domains: int = 100_000    # queue cap (then: unknown); ~14 bytes per domain and
-                                  # root-unstable unit, e.g. 0.6 GB at 400 units
-    leaf_unstable: int = 0        # domains with at most this many unstable ReLUs go exact
-    leaf_time: float = 10.0       # seconds per exact leaf solve
-    backend: str = "highs"
-
-    def __post_init__(self) -> None:
-        if self.batch < 1 or self.max_domains < 1 or self.leaf_unstable < 0:
-            raise InputError("relu-bab: batch and max_domains must be positive")
 
 
 @dataclass(frozen=True)
@@ -147,7 +130,7 @@ def relu_bab(
     replayer: Replayer,
     deadline: Deadline,
     terms: list[int] | None = None,
-    options: ReluBabOptions = ReluBabOptions(),
+    options: ReluBabOptions = DEFAULT_OPTIONS,
 ) -> ReluBabOutcome:
     """Prove the listed terms unreachable or find a confirmed counterexample."""
     if not chain.is_relu:

@@ -10,20 +10,21 @@
 
 Both are computed lazily and kept on the instance: a certify run or a radius bisection
 passes one ``ModelViews`` to every verification instead of re-deriving them per call.
+The graph engine is imported only when ``graph`` is first asked for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from verinet.bounds.graph import GraphModel
-from verinet.bounds.graph.activations import ClipRule
-from verinet.bounds.graph.maxpool import MaxPoolRule
 from verinet.ir import ops as O
 from verinet.ir.chain import Chain, to_chain
 from verinet.ir.graph import Network
 from verinet.types import UnsupportedModelError
-from verinet.verify.graph_bab.root import SPLITTABLE
+
+if TYPE_CHECKING:
+    from verinet.bounds.graph import GraphModel
 
 #: Ops of a fully connected model (the chain derives them by dense matrices cheaply).
 DENSE_OPS = (O.Const, O.Linear, O.Binary, O.ChannelAffine, O.Reshape, O.Transpose, O.Concat,
@@ -38,6 +39,8 @@ class ModelViews:
     @property
     def graph(self) -> GraphModel:
         if "graph" not in self._cache:
+            from verinet.bounds.graph import GraphModel
+
             self._cache["graph"] = GraphModel.of(self.network)
         return self._cache["graph"]  # type: ignore[return-value]
 
@@ -68,6 +71,10 @@ class ModelViews:
         """(op, node) of the nonlinear nodes graph branch and bound cannot cut: it cuts
         ReLU/LeakyReLU/Sigmoid/Tanh units; MaxPool and Clip stay relaxed (their domains can
         end as unknown leaves)."""
+        from verinet.bounds.graph.activations import ClipRule
+        from verinet.bounds.graph.maxpool import MaxPoolRule
+        from verinet.verify.graph_bab.root import SPLITTABLE
+
         gm = self.graph
         return [(type(self.network.node(n).op).__name__, n) for n in gm.nonlinear()
                 if not isinstance(gm.rules[n], (*SPLITTABLE, MaxPoolRule, ClipRule))]

@@ -33,37 +33,10 @@ from verinet.bounds.branching import SCORES, branch_scores
 from verinet.bounds.graph.activations import Relaxation
 from verinet.bounds.graph.propagate import GraphState, backward, concretize
 from verinet.optim import Adam
-from verinet.types import InputError
+from verinet.verify.graph_bab.options import GraphSplitOptions
 from verinet.verify.graph_bab.root import GraphRoot
 
 LOW = torch.float32
-BRANCHING = (*SCORES, "fsb")
-
-
-@dataclass(frozen=True)
-class GraphSplitOptions:
-    # Measured with the defaults below against 20 steps / 3 candidates (the chain
-    # search's), graph BaB alone, one thread: oval21 cifar_base_kw img4631 proven in
-    # 61 s (20 steps, 3 candidates: worst bound -0.0073 after 90 s), cifar_wide_kw img19
-    # 12.5 s (19.1 s with 20 steps), ResNet-2B prop_33 8.6 s (10.4 s), marabou small
-    # index 9409 21.1 s (36.3 s).  Children start from their parent's parameters, so few
-    # steps per round suffice; the child estimates of 3 candidates per score cost more
-    # than the whole ascent (44% of a round).
-    iterations: int = 5       # Adam steps on alpha and beta per bounding
-    lr_alpha: float = 0.1
-    lr_beta: float = 0.05
-    branching: str = "fsb"    # babsr | intercept | fsb (ReLU-like units)
-    fsb_candidates: int = 1   # per score, for "fsb"
-
-    def __post_init__(self) -> None:
-        if self.branching not in BRANCHING:
-            raise InputError(f"branching must be one of {BRANCHING}, got {self.branching!r}")
-        if self.fsb_candidates < 1:
-            raise InputError("fsb_candidates must be positive")
-        if self.iterations < 0 or not (self.lr_alpha > 0 and self.lr_beta > 0):
-            raise InputError("need iterations >= 0 and positive learning rates")
-
-
 @dataclass(frozen=True)
 class Params:
     """Per domain: ``alpha`` (N, U, 2) relaxation parameters in [0, 1] (ReLU-like units:

@@ -33,7 +33,7 @@ from verinet.ir.torch import torch_network
 from verinet.milp.graph_encode import milp_lacking
 from verinet.spec.matrices import stacked_terms
 from verinet.spec.property import Property
-from verinet.types import Counterexample, InputError
+from verinet.types import Counterexample
 from verinet.verify.deadline import Deadline
 from verinet.verify.domains import (
     DomainPool,
@@ -43,8 +43,9 @@ from verinet.verify.domains import (
     next_batch,
     take,
 )
-from verinet.verify.graph_bab.bound import Bounded, GraphSplitOptions, Params, bound_domains
+from verinet.verify.graph_bab.bound import Bounded, Params, bound_domains
 from verinet.verify.graph_bab.leaf import decide_leaf, decide_leaf_milp
+from verinet.verify.graph_bab.options import DEFAULT_OPTIONS, GraphBabOptions
 from verinet.verify.graph_bab.root import GraphRoot, make_root
 from verinet.verify.witness import Replayer
 
@@ -52,41 +53,6 @@ log = logging.getLogger(__name__)
 
 PROOF_TOL = 1e-9
 ROUND_SECONDS = 4.0
-
-
-@dataclass(frozen=True)
-class GraphBabOptions:
-    batch: int = 256                # domains bounded per round (at most)
-    split: GraphSplitOptions = GraphSplitOptions()
-    root_iterations: int = 50       # alpha/beta steps for the root domains
-    root_tighten: int = 20          # alpha-CROWN steps per intermediate node at the root
-    max_domains: int = 200_000      # queue cap (then: unknown)
-    # ... and at most this much memory for the open domains (24 bytes per domain and
-    # unit, up to twice that while the pool grows: VNN-COMP sri_resnet_a idx 865, 1,400
-    # units, reached 3.6 GB without a cap)
-    queue_mb: int = 512
-    # ... and about this much for one round's coefficient tensors (the batch shrinks to
-    # fit: 64 bytes per domain, objective row and unit of the graph)
-    batch_mb: int = 256
-    leaf_time: float = 10.0         # seconds per exact leaf LP
-    backend: str = "highs"
-
-    def __post_init__(self) -> None:
-        if min(self.batch, self.max_domains, self.queue_mb, self.batch_mb) < 1:
-            raise InputError("graph BaB: batch, max_domains, queue_mb and batch_mb must be "
-                             "positive")
-
-    def batch_cap(self, gm: GraphModel, rows: int) -> int:
-        """The largest batch for ``gm`` with ``rows`` objective rows per domain."""
-        per = 64 * rows * sum(gm.size(n) for n in gm.order)
-        return max(1, min(self.batch, self.batch_mb * 2**20 // per))
-
-    def cap(self, units: int) -> int:
-        """The queue cap for a root with ``units`` split units."""
-        return max(1, min(self.max_domains, self.queue_mb * 2**20 // (24 * max(1, units))))
-
-
-DEFAULT_OPTIONS = GraphBabOptions()
 
 
 @dataclass(frozen=True)

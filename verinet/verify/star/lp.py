@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verinet.bounds.fp import FLOAT64
+from verinet.milp.highs import new_highs
 
 #: HiGHS simplex_strategy: primal simplex (4) for the solves.  Consecutive LPs differ in
 #: their objective only, which keeps the last basis primal feasible: measured on ACAS Xu
@@ -86,7 +87,7 @@ class PolyLp:
         self.hi = np.asarray(hi, dtype=np.float64).copy()
         self.d = d = self.lo.size
         self._xmax = np.maximum(np.abs(self.lo), np.abs(self.hi))
-        h = highspy.Highs()
+        h = new_highs()
         for key, val in {"output_flag": False, "presolve": "off", "threads": 1,
                          "simplex_strategy": SIMPLEX,
                          "primal_feasibility_tolerance": 1e-9,

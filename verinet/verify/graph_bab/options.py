@@ -1,0 +1,77 @@
+"""The graph branch and bound's options, apart from its engine so that the portfolio's
+options can name them without importing the engine (torch's graph modules, the MILP
+encoding and scipy.sparse: about 0.15 s of every ``verinet verify`` start on models that
+never reach it, such as ACAS Xu's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from verinet.bounds.branching import SCORES
+from verinet.types import InputError
+
+if TYPE_CHECKING:
+    from verinet.bounds.graph import GraphModel
+
+BRANCHING = (*SCORES, "fsb")
+
+
+@dataclass(frozen=True)
+class GraphSplitOptions:
+    # Measured with the defaults below against 20 steps / 3 candidates (the chain
+    # search's), graph BaB alone, one thread: oval21 cifar_base_kw img4631 proven in
+    # 61 s (20 steps, 3 candidates: worst bound -0.0073 after 90 s), cifar_wide_kw img19
+    # 12.5 s (19.1 s with 20 steps), ResNet-2B prop_33 8.6 s (10.4 s), marabou small
+    # index 9409 21.1 s (36.3 s).  Children start from their parent's parameters, so few
+    # steps per round suffice; the child estimates of 3 candidates per score cost more
+    # than the whole ascent (44% of a round).
+    iterations: int = 5       # Adam steps on alpha and beta per bounding
+    lr_alpha: float = 0.1
+    lr_beta: float = 0.05
+    branching: str = "fsb"    # babsr | intercept | fsb (ReLU-like units)
+    fsb_candidates: int = 1   # per score, for "fsb"
+
+    def __post_init__(self) -> None:
+        if self.branching not in BRANCHING:
+            raise InputError(f"branching must be one of {BRANCHING}, got {self.branching!r}")
+        if self.fsb_candidates < 1:
+            raise InputError("fsb_candidates must be positive")
+        if self.iterations < 0 or not (self.lr_alpha > 0 and self.lr_beta > 0):
+            raise InputError("need iterations >= 0 and positive learning rates")
+
+
+
+@dataclass(frozen=True)
+class GraphBabOptions:
+    batch: int = 256                # domains bounded per round (at most)
+    split: GraphSplitOptions = GraphSplitOptions()
+    root_iterations: int = 50       # alpha/beta steps for the root domains
+    root_tighten: int = 20          # alpha-CROWN steps per intermediate node at the root
+    max_domains: int = 200_000      # queue cap (then: unknown)
+    # ... and at most this much memory for the open domains (24 bytes per domain and
+    # unit, up to twice that while the pool grows: VNN-COMP sri_resnet_a idx 865, 1,400
+    # units, reached 3.6 GB without a cap)
+    queue_mb: int = 512
+    # ... and about this much for one round's coefficient tensors (the batch shrinks to
+    # fit: 64 bytes per domain, objective row and unit of the graph)
+    batch_mb: int = 256
+    leaf_time: float = 10.0         # seconds per exact leaf LP
+    backend: str = "highs"
+
+    def __post_init__(self) -> None:
+        if min(self.batch, self.max_domains, self.queue_mb, self.batch_mb) < 1:
+            raise InputError("graph BaB: batch, max_domains, queue_mb and batch_mb must be "
+                             "positive")
+
+    def batch_cap(self, gm: GraphModel, rows: int) -> int:
+        """The largest batch for ``gm`` with ``rows`` objective rows per domain."""
+        per = 64 * rows * sum(gm.size(n) for n in gm.order)
+        return max(1, min(self.batch, self.batch_mb * 2**20 // per))
+
+    def cap(self, units: int) -> int:
+        """The queue cap for a root with ``units`` split units."""
+        return max(1, min(self.max_domains, self.queue_mb * 2**20 // (24 * max(1, units))))
+
+
+DEFAULT_OPTIONS = GraphBabOptions()
