@@ -1,12 +1,14 @@
 """Branch and bound over ReLU phases on the graph: CNNs, ResNets, pooling nets.
 
 A domain is (term, splits) over the root's unstable ReLU/LeakyReLU units (:mod:`.root`).
-Each round pops a batch of domains (lowest parent bound first; deepest first once the
-queue passes half its cap), bounds them in one batched beta-CROWN pass (:mod:`.bound`;
+Each round pops a batch of domains (lowest parent bound first, a child never ranked
+below its parent's bound; deepest first once the queue passes half its cap), bounds them in one batched beta-CROWN pass (:mod:`.bound`;
 children start from their parent's alpha and beta) and
 
 * drops a domain when some row of its term has a sound lower bound ``> PROOF_TOL``;
-* replays the box vertex minimising each surviving domain's linear lower bound (only the
+* replays the box vertex minimising each surviving domain's linear lower bound, and
+  attacks the worst surviving domains from there, led into each domain by its cuts
+  (:mod:`.attack`, on a share of the time; only the
   :class:`~verinet.verify.witness.Replayer` makes witnesses);
 * decides a domain with no free unit exactly: by an LP when the network is affine on it,
   by the graph's MILP when MaxPool/Clip nodes remain (:mod:`.leaf`); otherwise (Sigmoid,
@@ -43,6 +45,7 @@ from verinet.verify.domains import (
     next_batch,
     take,
 )
+from verinet.verify.graph_bab.attack import DomainAttack
 from verinet.verify.graph_bab.bound import Bounded, Params, bound_domains
 from verinet.verify.graph_bab.leaf import decide_leaf, decide_leaf_milp
 from verinet.verify.graph_bab.options import DEFAULT_OPTIONS, GraphBabOptions
@@ -136,6 +139,7 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
     split_opts = replace(options.split, iterations=options.root_iterations)
     batch_cap = options.batch_cap(root.gm, int(A.shape[1]))
     batch = batch_cap
+    attack = DomainAttack(root, options.attack)
     while len(pool):
         if deadline.expired() or len(pool) > cap:
             stats.gave_up = True
@@ -149,7 +153,12 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
         stats.domains += int(dom.term.shape[0])
         best = res.lower.max(dim=1).values
         alive = ~(best > PROOF_TOL)  # a NaN bound proves nothing
+        # The parent's bound holds on its part too: a child whose own bound came out
+        # worse (a new cut's beta starts at 0) keeps its parent's as its priority.
+        best = torch.maximum(best.nan_to_num(nan=-torch.inf), dom.lb)
         cex = check_candidates(root, res.x[alive], dom.term[alive], A, b, replayer)
+        if cex is None and attack.due():
+            cex = _attack(attack, dom, res.x, best, alive, A, b, replayer)
         if cex is None:
             cex = _leaves(root, prop, dom, res, alive, A, b, replayer, deadline, options,
                           stats)
@@ -165,6 +174,18 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
                   stats.rounds, int(dom.term.shape[0]), len(keep), len(pool),
                   float(best.min()), deadline.elapsed())
     return None
+
+
+def _attack(attack: DomainAttack, dom: Batch, x0: Tensor, best: Tensor, alive: Tensor,
+            A: Tensor, b: Tensor, replayer: Replayer) -> Counterexample | None:
+    """Attack the alive domains with the lowest bounds from their vertex candidates."""
+    idx = torch.nonzero(alive).reshape(-1)
+    if not len(idx):
+        return None
+    idx = idx[torch.argsort(best[idx])[:attack.options.domains]]
+    t = dom.term[idx]
+    x, _ = attack.points(dom.lo[idx], dom.hi[idx], x0[idx], A[t], b[t])
+    return check_candidates(attack.root, x, t, A, b, replayer)  # float64 margins decide
 
 
 def check_candidates(root: GraphRoot, x: Tensor, terms: Tensor, A: Tensor, b: Tensor,
