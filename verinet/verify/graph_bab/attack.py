@@ -39,7 +39,7 @@ DECAY = 1e-3
 
 
 class DomainAttack:
-    """The per-search attack state: which units were cut, and the time spent."""
+    """The per-search attack state: the root's box and unit intervals, the time spent."""
 
     def __init__(self, root: GraphRoot, options: DomainAttackOptions) -> None:
         self.root, self.options = root, options
@@ -50,7 +50,6 @@ class DomainAttack:
         self.r_lo, self.r_hi = r_lo.to(torch.float32), r_hi.to(torch.float32)
         self.spent = 0.0
         self.started = time.perf_counter()
-        self.attacks = 0
 
     def due(self) -> bool:
         """Whether this round may attack (within the time share)."""
@@ -96,5 +95,4 @@ class DomainAttack:
                 x = torch.minimum(torch.maximum(x - step * width * grad.sign(), self.x_lo),
                                   self.x_hi)
         self.spent += time.perf_counter() - t0
-        self.attacks += int(x.shape[0])
         return best_x.to(torch.float64), best_m.to(torch.float64)

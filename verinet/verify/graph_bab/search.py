@@ -2,8 +2,9 @@
 
 A domain is (term, splits) over the root's unstable ReLU/LeakyReLU units (:mod:`.root`).
 Each round pops a batch of domains (lowest parent bound first, a child never ranked
-below its parent's bound; deepest first once the queue passes half its cap), bounds them in one batched beta-CROWN pass (:mod:`.bound`;
-children start from their parent's alpha and beta) and
+below its parent's bound; deepest first once the queue passes half its cap), bounds them
+in one batched beta-CROWN pass (:mod:`.bound`; children start from their parent's alpha
+and beta) and
 
 * drops a domain when some row of its term has a sound lower bound ``> PROOF_TOL``;
 * replays the box vertex minimising each surviving domain's linear lower bound, and
