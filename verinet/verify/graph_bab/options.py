@@ -48,8 +48,8 @@ class DomainAttackOptions:
     self-test instances (``benchmarks/selftest.py --instances 48 --engines relu-bab``):
     5 of 24 found without the attack, 23 with these defaults (share 0.1: 23 too).  On 8
     it missed, 16 domains x 20 steps from 0.1 found none of the 4 tried.  Its cost on a
-    proof is its share: FNN1 image 3 at eps 0.0402 (``benchmarks/bab_throughput.py``),
-    the same 178,683 domains in 53.0 s with share 0.1 against 48.0 s without."""
+    proof is about its share: FNN1 image 3 at eps 0.0402 (``benchmarks/bab_throughput.py``,
+    run beside the code without it), the same 178,683 domains in 53.1 s against 51.0 s."""
 
     domains: int = 64       # the worst alive domains attacked per round (0: off)
     steps: int = 50         # signed-gradient steps per attack
