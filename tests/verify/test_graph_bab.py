@@ -182,3 +182,13 @@ def test_sigmoid_instance_beyond_alpha_crown(vnncomp_cnn_dir) -> None:
     assert (lower <= 0).any()
     out = graph_bab(gm, prop, Replayer(net, prop, None), Deadline(60))
     assert out.proven
+
+
+def test_a_round_that_would_end_past_the_deadline_is_not_started() -> None:
+    from verinet.verify.graph_bab.search import _hopeless
+
+    assert not _hopeless(None, 1000, 256, 0.01)             # no pace yet (root round)
+    assert not _hopeless((0.001, 0.0), 1000, 256, 1.0)      # 0.256 s fits in 1 s
+    assert _hopeless((0.01, 0.9), 1000, 256, 1.0)           # 2.56 s, cannot empty the queue
+    assert not _hopeless((0.01, 0.9), 200, 256, 1.0)        # could end it: most were proven
+    assert _hopeless((0.01, 0.2), 200, 256, 1.0)            # most were split: it will not

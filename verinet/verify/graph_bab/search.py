@@ -141,8 +141,10 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
     batch_cap = options.batch_cap(root.gm, int(A.shape[1]))
     batch = batch_cap
     attack = DomainAttack(root, options.attack)
+    pace: tuple[float, float] | None = None  # last round: seconds per domain, share proven
     while len(pool):
-        if deadline.expired() or len(pool) > cap:
+        if deadline.expired() or len(pool) > cap or _hopeless(pace, len(pool), batch,
+                                                               deadline.remaining()):
             stats.gave_up = True
             return None
         t0 = time.perf_counter()
@@ -170,11 +172,30 @@ def _search(root: GraphRoot, prop: Property, group: list[int], replayer: Replaye
             pool.push(children(take(dom, keep), take(res, keep), best[keep]))
             stats.max_depth = max(stats.max_depth, int(dom.depth[keep].max()) + 1)
         stats.max_queue = max(stats.max_queue, len(pool))
-        batch = next_batch(batch, time.perf_counter() - t0, batch_cap, ROUND_SECONDS)
+        seconds = time.perf_counter() - t0
+        if stats.rounds > 1:  # the root round's long ascent says nothing about the pace
+            n = int(dom.term.shape[0])
+            pace = (seconds / n, 1.0 - len(keep) / n)
+        batch = next_batch(batch, seconds, batch_cap, ROUND_SECONDS)
         log.debug("graph-bab round %d: %d bounded, %d split, queue %d, worst %.4g, %.1f s",
                   stats.rounds, int(dom.term.shape[0]), len(keep), len(pool),
                   float(best.min()), deadline.elapsed())
     return None
+
+
+def _hopeless(pace: tuple[float, float] | None, queue: int, batch: int,
+              remaining: float) -> bool:
+    """Whether the next round would end past the deadline without a chance of ending the
+    search: it cannot empty the queue (more domains than one batch), or the last round
+    split most of its domains.  Stopping then returns the time to the caller (a radius
+    search's next probe) instead of overrunning: on CIFAR ConvSmall image 22, a 4.4 s
+    probe took 4.96 s, its last round (152 domains) 0.62 s."""
+    if pace is None:
+        return False
+    per_domain, proven = pace
+    if per_domain * min(queue, batch) <= remaining:
+        return False
+    return queue > batch or proven < 0.5
 
 
 def _attack(attack: DomainAttack, dom: Batch, x0: Tensor, best: Tensor, alive: Tensor,
