@@ -41,8 +41,8 @@ def _attack(weight: float) -> tuple[np.ndarray, np.ndarray]:
                           dtype=torch.float64)  # the box's vertices: zero gradient there
     C, b = torch.ones((4, 1, 1), dtype=torch.float64), torch.zeros((4, 1), dtype=torch.float64)
     attack = DomainAttack(root, DomainAttackOptions(steps=40, weight=weight))
-    x, margin = attack.points(lo, hi, starts, C, b)
-    return x.numpy(), evaluate_numpy(net, x.numpy())[:, 0]
+    x = attack.points(lo, hi, starts, C, b).numpy()
+    return x, evaluate_numpy(net, x)[:, 0]
 
 
 def test_the_cut_intervals_lead_the_attack_into_the_bump() -> None:

@@ -58,11 +58,10 @@ class DomainAttack:
             return False
         return self.spent <= o.share * (time.perf_counter() - self.started)
 
-    def points(self, lo: Tensor, hi: Tensor, x0: Tensor, C: Tensor, b: Tensor
-               ) -> tuple[Tensor, Tensor]:
+    def points(self, lo: Tensor, hi: Tensor, x0: Tensor, C: Tensor, b: Tensor) -> Tensor:
         """Attack domains with cut intervals ``lo``/``hi`` (N, U) from ``x0`` (N, n) on
-        their rows ``C`` (N, K, m), ``b`` (N, K): the best point per domain and its
-        margin (float32 estimates; the replayer decides)."""
+        their rows ``C`` (N, K, m), ``b`` (N, K): the point (N, n, float64) with the
+        lowest float32 margin seen per domain (the replayer decides)."""
         t0 = time.perf_counter()
         o, root = self.options, self.root
         lo, hi = lo.to(torch.float32), hi.to(torch.float32)
@@ -95,4 +94,4 @@ class DomainAttack:
                 x = torch.minimum(torch.maximum(x - step * width * grad.sign(), self.x_lo),
                                   self.x_hi)
         self.spent += time.perf_counter() - t0
-        return best_x.to(torch.float64), best_m.to(torch.float64)
+        return best_x.to(torch.float64)

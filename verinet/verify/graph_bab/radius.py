@@ -47,13 +47,12 @@ from verinet.verify.deadline import Deadline
 from verinet.verify.domains import DomainPool, SearchStats, next_batch, take
 from verinet.verify.graph_bab.bound import Bounded, Params, bound_domains
 from verinet.verify.graph_bab.leaf import decide_leaf, leaf_reach
+from verinet.verify.graph_bab.options import DEFAULT_OPTIONS, GraphBabOptions
 from verinet.verify.graph_bab.root import GraphRoot, make_root
 from verinet.verify.graph_bab.search import (
-    DEFAULT_OPTIONS,
     PROOF_TOL,
     ROUND_SECONDS,
     Batch,
-    GraphBabOptions,
     check_candidates,
     children,
     root_batch,

@@ -206,7 +206,7 @@ def _attack(attack: DomainAttack, dom: Batch, x0: Tensor, best: Tensor, alive: T
         return None
     idx = idx[torch.argsort(best[idx])[:attack.options.domains]]
     t = dom.term[idx]
-    x, _ = attack.points(dom.lo[idx], dom.hi[idx], x0[idx], A[t], b[t])
+    x = attack.points(dom.lo[idx], dom.hi[idx], x0[idx], A[t], b[t])
     return check_candidates(attack.root, x, t, A, b, replayer)  # float64 margins decide
 
 
